@@ -1,0 +1,30 @@
+"""hyperapi: a hypermedia REST API on Pyramid and Cornice."""
+
+from __future__ import annotations
+
+from pyramid.config import Configurator
+
+
+def main(global_config, **settings):
+    """The WSGI application: each include below wires one feature, in dependency order."""
+    with Configurator(settings=settings) as config:
+        # Cornice first, committed, so that our exception views below replace its own.
+        config.include("cornice")
+        config.commit()
+        # Defaults, coercion and HYPERAPI_* environment overrides, checked before anything runs.
+        config.include(".settings")
+        # Engines, request.dbsession, pyramid_tm and pyramid_retry.
+        config.include(".models")
+        # Problem-details responses for every error, from any layer.
+        config.include(".errors")
+        # Authentication schemes, permissions, and the 401/403 responses.
+        config.include(".security")
+        # Cornice, and the one Service subclass every resource is declared with.
+        config.include(".resources")
+        # Every route, by name, under /api/v1.
+        config.include(".routes")
+        # The resources' views.
+        config.include(".views")
+        # Tweens, in the order written down in hyperapi.tweens.
+        config.include(".tweens")
+    return config.make_wsgi_app()

@@ -1,0 +1,129 @@
+"""The database: engine, sessions bound to the request's transaction, and the models.
+
+``includeme`` builds the engines once and keeps the session factory on the registry;
+requests reach their session through the reified ``request.dbsession``. pyramid_tm owns
+the transaction: request code never commits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import zope.sqlalchemy
+from sqlalchemy import engine_from_config, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from .classroom import Class, Registration, Student
+from .collections import COLLECTIONS, CollectionState
+from .meta import Base, metadata
+from .posts import Post
+from .users import Follow, RevokedToken, User
+
+__all__ = [
+    "COLLECTIONS",
+    "Base",
+    "Class",
+    "CollectionState",
+    "Follow",
+    "Post",
+    "Registration",
+    "RevokedToken",
+    "Student",
+    "User",
+    "metadata",
+]
+
+SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int, begin: str) -> None:
+    """Make a SQLite file safe for a threaded server.
+
+    WAL lets readers proceed while one writer writes; the busy timeout makes a second
+    writer wait instead of failing at once; foreign keys are off in SQLite unless asked
+    for. pysqlite's own transaction handling is replaced by an explicit BEGIN (the
+    SQLAlchemy recipe) so that write requests can say BEGIN IMMEDIATE: they take the write
+    lock before reading, so a compare-and-swap reads the version it will write against.
+    """
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection):
+        connection.exec_driver_sql(begin)
+
+
+def get_engine(settings: dict[str, Any], *, writer: bool = False) -> Engine:
+    """An engine from ``sqlalchemy.*`` settings.
+
+    For SQLite the writer engine begins its transactions with ``BEGIN IMMEDIATE``; other
+    databases use one engine for reads and writes.
+    """
+    url = settings["sqlalchemy.url"]
+    options: dict[str, Any] = {"sqlalchemy.url": url}
+    if url.startswith("sqlite"):
+        options["sqlalchemy.connect_args"] = {"check_same_thread": False}
+    else:
+        options["sqlalchemy.pool_size"] = settings["sqlalchemy.pool_size"]
+        options["sqlalchemy.max_overflow"] = settings["sqlalchemy.max_overflow"]
+        options["sqlalchemy.pool_pre_ping"] = settings["sqlalchemy.pool_pre_ping"]
+    engine = engine_from_config(options, prefix="sqlalchemy.")
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(
+            engine,
+            settings["sqlalchemy.sqlite_busy_timeout"],
+            "BEGIN IMMEDIATE" if writer else "BEGIN",
+        )
+    return engine
+
+
+class Database:
+    """The engines and session factories of one application, kept on the registry."""
+
+    def __init__(self, settings: dict[str, Any]):
+        self.engine = get_engine(settings)
+        if self.engine.dialect.name == "sqlite":
+            self.write_engine = get_engine(settings, writer=True)
+        else:
+            self.write_engine = self.engine
+        self.read_sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self.write_sessions = sessionmaker(bind=self.write_engine, expire_on_commit=False)
+
+    def session(self, transaction_manager, *, write: bool) -> Session:
+        """A session joined to ``transaction_manager``'s transaction."""
+        factory = self.write_sessions if write else self.read_sessions
+        session = factory()
+        zope.sqlalchemy.register(session, transaction_manager=transaction_manager)
+        return session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        if self.write_engine is not self.engine:
+            self.write_engine.dispose()
+
+
+def dbsession(request) -> Session:
+    """The request's session; unsafe methods get one that begins with the write lock."""
+    database: Database = request.registry.database
+    return database.session(request.tm, write=request.method not in SAFE_METHODS)
+
+
+def includeme(config) -> None:
+    settings = config.get_settings()
+    # pyramid_tm: one transaction per request, rolled back on any error response.
+    settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
+    config.include("pyramid_tm")
+    # pyramid_retry: replay a request that lost a serialization or lock race.
+    config.include("pyramid_retry")
+    config.registry.database = Database(settings)
+    config.add_request_method(dbsession, "dbsession", reify=True)

@@ -1,0 +1,79 @@
+"""Responses that carry a representation: media type, JSON bytes and validators.
+
+One place decides the bytes a client receives, so one place can say what they depend on:
+the ETag of a representation is computed here from the row's version (or the collection's
+state) and from everything else that changes those bytes, namely the media type and the
+viewer's variant (a user's own record shows ``email``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from pyramid.response import Response
+
+JSON = "application/json"
+HAL_JSON = "application/hal+json"
+OFFERS = (JSON, HAL_JSON)
+
+
+def media_type(request) -> str:
+    """The representation's media type: HAL when the client prefers it, else JSON."""
+    accept = request.accept
+    if not accept:
+        return JSON
+    offers = accept.acceptable_offers(OFFERS)
+    return offers[0][0] if offers else JSON
+
+
+def dumps(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def digest(*parts: Any) -> str:
+    """A short, stable digest of ``parts`` (not a secret; only has to differ when they do)."""
+    text = "\x1f".join(str(p) for p in parts)
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
+
+
+def item_etag(version: int, variant: str, media: str) -> str:
+    """Strong ETag of one item: its row version, plus what else changes its bytes."""
+    suffix = "" if (variant == "" and media == JSON) else "-" + digest(variant, media)
+    return f'"{version}{suffix}"'
+
+
+def collection_etag(parts: Iterable[Any]) -> str:
+    return '"c' + digest(*parts) + '"'
+
+
+def respond(
+    request,
+    data: Any,
+    *,
+    status: int = 200,
+    etag: str | None = None,
+    last_modified: dt.datetime | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    response = Response(
+        body=dumps(data), status=status, content_type=media_type(request), charset=None
+    )
+    if etag is not None:
+        response.headers["ETag"] = etag
+    if last_modified is not None:
+        response.last_modified = last_modified
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def no_content(request, headers: dict[str, str] | None = None) -> Response:
+    response = Response(status=204)
+    del response.content_type
+    if headers:
+        response.headers.update(headers)
+    return response

@@ -1,0 +1,74 @@
+"""Who may do what: the contexts of routes, each with its ACL.
+
+Permissions: ``view`` (read anything: any authenticated user), ``register`` (create an
+account: anyone), ``create`` (write a post: any authenticated user), ``edit`` (change or
+delete: the owner), ``follow`` (follow or unfollow as this user: that user only, not even
+an admin) and ``manage`` (write classroom records: admins). Admins hold every permission
+except ``follow``.
+"""
+
+from __future__ import annotations
+
+from pyramid.authorization import ALL_PERMISSIONS, Allow, Authenticated, Deny, Everyone
+from sqlalchemy import select
+
+from ..models import Post
+from .identity import ADMIN
+
+BASE_ACL = [
+    (Allow, Everyone, "register"),
+    (Allow, Authenticated, ("view", "create", "login", "logout")),
+    (Deny, Everyone, "follow"),
+    (Allow, ADMIN, ALL_PERMISSIONS),
+]
+
+
+def _owner_id(request) -> int | None:
+    raw = request.matchdict.get("id", "")
+    return int(raw) if raw.isdigit() and len(raw) <= 10 else None
+
+
+class Root:
+    """Anything without an owner: collections, classroom records, the API itself."""
+
+    def __init__(self, request):
+        self.request = request
+
+    @property
+    def __acl__(self):
+        return BASE_ACL
+
+
+class UserContext(Root):
+    """A user, who alone (with admins) edits their account and alone follows as them."""
+
+    @property
+    def __acl__(self):
+        owner = _owner_id(self.request)
+        if owner is None:
+            return BASE_ACL
+        return [(Allow, f"user:{owner}", ("edit", "follow")), *BASE_ACL]
+
+
+class PostContext(Root):
+    """A post, which its author (and admins) may edit or delete."""
+
+    @property
+    def __acl__(self):
+        post_id = _owner_id(self.request)
+        author = None
+        if post_id is not None:
+            author = self.request.dbsession.execute(
+                select(Post.author_id).where(Post.id == post_id)
+            ).scalar()
+        if author is None:
+            # No such post: any authenticated user may get as far as its 404.
+            return [(Allow, Authenticated, "edit"), *BASE_ACL]
+        return [(Allow, f"user:{author}", "edit"), *BASE_ACL]
+
+
+FACTORIES = {
+    "users.item": UserContext,
+    "users.follow": UserContext,
+    "posts.item": PostContext,
+}

@@ -1,0 +1,59 @@
+"""Who a request is from, once a scheme has verified it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from pyramid.authorization import Authenticated, Everyone
+from sqlalchemy import func, select
+
+from ..models import User
+
+ADMIN = "role:admin"
+
+
+@dataclass(frozen=True)
+class Identity:
+    id: int
+    username: str
+    is_admin: bool
+    #: The name of the scheme that verified the credentials.
+    scheme: str
+    #: Bearer tokens only: the token's id and expiry (for revocation).
+    token_id: str | None = None
+    token_expires: dt.datetime | None = None
+
+    @property
+    def principals(self) -> list[str]:
+        principals = [Everyone, Authenticated, f"user:{self.id}"]
+        if self.is_admin:
+            principals.append(ADMIN)
+        return principals
+
+
+class AuthenticationFailed(Exception):
+    """Credentials were presented but do not verify; ``reason`` is safe to show."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+USER_COLUMNS = (
+    User.id,
+    User.username,
+    User.is_admin,
+    User.password_hash,
+    User.token_generation,
+)
+
+
+def user_by_id(request, user_id: int):
+    return request.dbsession.execute(select(*USER_COLUMNS).where(User.id == user_id)).first()
+
+
+def user_by_name(request, username: str):
+    return request.dbsession.execute(
+        select(*USER_COLUMNS).where(func.lower(User.username) == username.lower())
+    ).first()

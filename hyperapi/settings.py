@@ -1,0 +1,146 @@
+"""Settings: defaults, type coercion and ``HYPERAPI_*`` environment overrides.
+
+Settings are parsed once, in :func:`includeme`, before anything else reads them. Every
+setting can be overridden by an environment variable named after it: ``hyperapi.debug``
+by ``HYPERAPI_DEBUG``, ``hyperapi.auth.token_secrets`` by ``HYPERAPI_AUTH_TOKEN_SECRETS``.
+``sqlalchemy.url`` is read from ``HYPERAPI_DATABASE_URL`` so that no secret has to live in
+an ini file. Bad values fail at start-up, never on the first request that needs them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pyramid.settings import asbool, aslist
+
+
+class ConfigurationError(ValueError):
+    """A setting is missing or unusable; the application refuses to start."""
+
+
+def as_int(value: Any) -> int:
+    return int(str(value).strip())
+
+
+def as_list(value: Any) -> list[str]:
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    return aslist(value or "")
+
+
+def as_networks(value: Any) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(v, strict=False) for v in as_list(value)]
+
+
+def as_optional(value: Any) -> str | None:
+    value = (value or "").strip() if isinstance(value, str) else value
+    return value or None
+
+
+# name: (default, coercion). Only settings listed here are coerced; others pass through.
+DEFAULTS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
+    # "development" or "production": production refuses weak or missing secrets.
+    "hyperapi.environment": ("development", str),
+    # Show exception details in 500 responses. Never in production.
+    "hyperapi.debug": ("false", asbool),
+    # Signs paging cursors; in production it must come from the environment.
+    "hyperapi.secret": ("", str),
+    "hyperapi.page_size": ("25", as_int),
+    "hyperapi.max_page_size": ("100", as_int),
+    # Request bodies larger than this many bytes get 413.
+    "hyperapi.max_body_size": ("1048576", as_int),
+    # Peers whose X-Forwarded-* headers are believed (CIDRs).
+    "hyperapi.trusted_proxies": ("", as_networks),
+    # Authentication: enabled schemes in order (names or dotted paths), token lifetime and
+    # signing secrets (newest first), where revocations live, the WWW-Authenticate realm.
+    "hyperapi.auth.policies": ("bearer basic", str),
+    "hyperapi.auth.login_policies": ("", str),
+    "hyperapi.auth.token_secrets": ("", as_list),
+    "hyperapi.auth.token_expires": ("3600", as_int),
+    "hyperapi.auth.revocations": ("database", str),
+    "hyperapi.auth.realm": ("hyperapi", str),
+    "hyperapi.auth.verification_cache_ttl": ("60", as_int),
+    # argon2id cost; lower only in tests.
+    "hyperapi.argon2.time_cost": ("3", as_int),
+    "hyperapi.argon2.memory_cost": ("65536", as_int),
+    "hyperapi.argon2.parallelism": ("4", as_int),
+    # Redis, for the stores that can use it (rate limits, revocations, response cache).
+    "hyperapi.redis.url": ("", str),
+    "sqlalchemy.url": ("sqlite:///hyperapi.sqlite", str),
+    "sqlalchemy.pool_size": ("5", as_int),
+    "sqlalchemy.max_overflow": ("10", as_int),
+    "sqlalchemy.pool_pre_ping": ("true", asbool),
+    # SQLite only: how long a writer waits for the database lock, in milliseconds.
+    "sqlalchemy.sqlite_busy_timeout": ("5000", as_int),
+    "tm.commit_veto": ("pyramid_tm.default_commit_veto", str),
+    "retry.attempts": ("3", as_int),
+}
+
+#: Settings whose environment variable does not follow the generic naming rule.
+ENVIRONMENT_ALIASES = {"sqlalchemy.url": "HYPERAPI_DATABASE_URL"}
+
+MIN_SECRET_LENGTH = 32
+
+
+def environment_name(setting: str) -> str:
+    if setting in ENVIRONMENT_ALIASES:
+        return ENVIRONMENT_ALIASES[setting]
+    stem = setting.removeprefix("hyperapi.")
+    return "HYPERAPI_" + stem.replace(".", "_").upper()
+
+
+def parse(raw: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Return a new settings dict: defaults, then ``raw``, then the environment, coerced."""
+    environ = os.environ if environ is None else environ
+    settings: dict[str, Any] = {name: default for name, (default, _) in DEFAULTS.items()}
+    settings.update(raw)
+    for name in list(settings):
+        value = environ.get(environment_name(name))
+        if value is not None:
+            settings[name] = value
+    for name, (_, coerce) in DEFAULTS.items():
+        try:
+            settings[name] = coerce(settings[name])
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"setting {name}={settings[name]!r}: {exc}") from exc
+    check(settings)
+    return settings
+
+
+def check(settings: Mapping[str, Any]) -> None:
+    """Fail fast on settings that cannot work."""
+    if settings["hyperapi.environment"] not in ("development", "production"):
+        raise ConfigurationError("hyperapi.environment must be development or production")
+    if settings["hyperapi.page_size"] < 1 or settings["hyperapi.max_page_size"] < 1:
+        raise ConfigurationError("page sizes must be positive")
+    if settings["hyperapi.page_size"] > settings["hyperapi.max_page_size"]:
+        raise ConfigurationError("hyperapi.page_size exceeds hyperapi.max_page_size")
+    if not settings["sqlalchemy.url"]:
+        raise ConfigurationError("no database: set HYPERAPI_DATABASE_URL (or sqlalchemy.url)")
+    if settings["hyperapi.environment"] == "production":
+        if len(settings["hyperapi.secret"]) < MIN_SECRET_LENGTH:
+            raise ConfigurationError(
+                f"production needs HYPERAPI_SECRET of at least {MIN_SECRET_LENGTH} characters"
+            )
+        weak = [s for s in settings["hyperapi.auth.token_secrets"] if len(s) < MIN_SECRET_LENGTH]
+        if not settings["hyperapi.auth.token_secrets"] or weak:
+            raise ConfigurationError(
+                "production needs HYPERAPI_AUTH_TOKEN_SECRETS: one or more secrets of at "
+                f"least {MIN_SECRET_LENGTH} characters, newest first"
+            )
+        if settings["hyperapi.debug"]:
+            raise ConfigurationError("hyperapi.debug must be off in production")
+
+
+def includeme(config) -> None:
+    config.registry.settings.update(parse(config.registry.settings))
+    settings = config.registry.settings
+    if not settings["hyperapi.secret"]:
+        # Development without a configured secret: a fixed, public one is acceptable
+        # there because nothing signed with it protects anything of value.
+        settings["hyperapi.secret"] = "development-only-secret-not-for-production-use"
+    if not settings["hyperapi.auth.token_secrets"]:
+        settings["hyperapi.auth.token_secrets"] = [settings["hyperapi.secret"] + ":tokens"]

@@ -1,0 +1,17 @@
+"""The tweens, and the one place that states their order.
+
+From the outside in (a request meets them in this order, a response in the reverse):
+
+1. negotiation  renders every error as problem+json or, for browsers, HTML
+2. ratelimit    counts the request against its policy and may answer 429
+3. conditional  answers 304 for GET/HEAD whose validators match
+
+``ptweens development.ini`` shows the order in force.
+"""
+
+from __future__ import annotations
+
+
+def includeme(config) -> None:
+    # Each tween is added by its own issue; the order above is the contract.
+    return None
