@@ -66,15 +66,15 @@ def loads(raw: bytes) -> Any:
     if text.startswith("\ufeff"):
         raise ValueError("body must not start with a byte order mark")
     try:
-        value = json.loads(
-            text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants
-        )
+        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
     except _BadJSON as exc:
         raise ValueError(str(exc)) from None
     except RecursionError:
         raise ValueError(f"body is nested deeper than {MAX_DEPTH} levels") from None
     except json.JSONDecodeError as exc:
-        raise ValueError(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise ValueError(
+            f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     if _depth(value) > MAX_DEPTH:
         raise ValueError(f"body is nested deeper than {MAX_DEPTH} levels")
     return value
@@ -93,8 +93,11 @@ def check_content_type(request) -> None:
         raise Problem(
             "unsupported-media-type",
             f"Request bodies must be sent as {offered}, not {mtype or 'no Content-Type'}.",
-            headers={"Accept-Patch" if request.method == "PATCH" else "Accept-Post": ", ".join(
-                sorted(allowed))},
+            headers={
+                "Accept-Patch" if request.method == "PATCH" else "Accept-Post": ", ".join(
+                    sorted(allowed)
+                )
+            },
         )
     charset = request.headers.get("Content-Type", "").lower().partition("charset=")[2]
     if charset and charset.strip('" ;') not in ("utf-8", "utf8"):

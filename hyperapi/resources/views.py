@@ -232,9 +232,9 @@ def navigation(request, resource, relation, page: PageRequest, rows, has_next, h
         return tuple(getattr(row, resource.sorts[key.name]) for key in page.sort)
 
     start: dict[str, Any] = {}
-    if [str(k) for k in page.sort] != [str(k) for k in paging.parse_sort(
-        resource.default_sort, tuple(resource.sorts)
-    )]:
+    if [str(k) for k in page.sort] != [
+        str(k) for k in paging.parse_sort(resource.default_sort, tuple(resource.sorts))
+    ]:
         start["sort"] = ",".join(str(k) for k in page.sort)
     start.update({name: str(value) for name, value in page.filters.items()})
 
@@ -342,9 +342,7 @@ def services(resource: Resource) -> list[Service]:
             permission=resource.edit_permission,
         )
     if "DELETE" in resource.item_methods:
-        item.add_view(
-            "DELETE", _bind(item_delete, resource), permission=resource.edit_permission
-        )
+        item.add_view("DELETE", _bind(item_delete, resource), permission=resource.edit_permission)
     return [collection, item]
 
 

@@ -37,8 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("username")
     parser.add_argument("email")
     parser.add_argument("--admin", action="store_true", help="make the user an administrator")
-    parser.add_argument("--password-stdin", action="store_true",
-                        help="read the password from standard input")
+    parser.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
     args = parser.parse_args(argv)
     setup_logging(args.config_uri)
     password = read_password(args.password_stdin)

@@ -53,9 +53,9 @@ def includeme(config) -> None:
     secrets = settings["hyperapi.auth.token_secrets"]
     registry.tokens = TokenService(secrets, settings["hyperapi.auth.token_expires"])
     revocations = settings["hyperapi.auth.revocations"]
-    registry.revocations = config.maybe_dotted(
-        BUILTIN_REVOCATIONS.get(revocations, revocations)
-    )(registry)
+    registry.revocations = config.maybe_dotted(BUILTIN_REVOCATIONS.get(revocations, revocations))(
+        registry
+    )
     registry.verification_cache = MemoryCache()
 
     schemes = []

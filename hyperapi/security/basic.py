@@ -64,8 +64,9 @@ class BasicScheme:
                 self._rehash(request, user.id, passwords.hash(password))
             else:
                 self.registry.verification_cache.set(cache_key, user.password_hash, self.ttl)
-        return Identity(id=user.id, username=user.username, is_admin=user.is_admin,
-                        scheme=self.name)
+        return Identity(
+            id=user.id, username=user.username, is_admin=user.is_admin, scheme=self.name
+        )
 
     def _failed(self, request):
         guard = getattr(self.registry, "authentication_guard", None)

@@ -44,5 +44,7 @@ class BearerScheme:
         failure = request.environ.get("hyperapi.auth.failure")
         if failure and failure[0] == self.name:
             reason = failure[1].replace('"', "'")
-            return f'Bearer realm="{self.realm}", error="invalid_token", error_description="{reason}"'
+            return (
+                f'Bearer realm="{self.realm}", error="invalid_token", error_description="{reason}"'
+            )
         return f'Bearer realm="{self.realm}"'

@@ -47,8 +47,9 @@ class TokenService:
         self.expires_in = expires_in
 
     def issue(self, user_id: int, generation: int) -> str:
-        return self.serializer.dumps({"u": user_id, "j": secrets.token_urlsafe(16),
-                                      "g": generation})
+        return self.serializer.dumps(
+            {"u": user_id, "j": secrets.token_urlsafe(16), "g": generation}
+        )
 
     def verify(self, token: str) -> TokenClaims:
         if len(token) > 1024:

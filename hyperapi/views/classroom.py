@@ -94,8 +94,9 @@ def create_registration(request, data: dict) -> Registration:
         if session.get(model, data[name]) is None
     ]
     if missing:
-        raise Problem("validation", "The registration refers to a missing resource.",
-                      errors=missing)
+        raise Problem(
+            "validation", "The registration refers to a missing resource.", errors=missing
+        )
     values = {"student_id": data["student"], "class_id": data["class"]}
     if "enrolled_at" in data:
         values["enrolled_at"] = data["enrolled_at"]

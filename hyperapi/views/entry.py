@@ -41,8 +41,10 @@ def problem_kind(request):
             "type": problem_type(kind),
             "title": title,
             "status": status,
-            "_links": {"self": links.link(request, "api.problem", kind=kind),
-                       "up": links.link(request, "api.root")},
+            "_links": {
+                "self": links.link(request, "api.problem", kind=kind),
+                "up": links.link(request, "api.root"),
+            },
         },
     )
 

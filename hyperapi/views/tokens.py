@@ -24,9 +24,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 def unauthenticated(request, detail: str) -> Problem:
     policy = request.registry.security_policy
     challenges = [
-        challenge
-        for scheme in policy.schemes
-        if (challenge := scheme.challenge(request))
+        challenge for scheme in policy.schemes if (challenge := scheme.challenge(request))
     ]
     return Problem(
         "unauthenticated",

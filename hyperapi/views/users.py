@@ -197,5 +197,9 @@ def posts_relation(posts_resource: Resource) -> Relation:
     )
 
 
-SERVICES = [*services(users), relation_service(followers), relation_service(followed),
-            follow_service]
+SERVICES = [
+    *services(users),
+    relation_service(followers),
+    relation_service(followed),
+    follow_service,
+]
