@@ -5,6 +5,7 @@ from __future__ import annotations
 from pyramid.security import NO_PERMISSION_REQUIRED
 from sqlalchemy import update
 
+from .. import links
 from ..errors import Problem
 from ..models import User
 from ..models.collections import bump
@@ -53,7 +54,12 @@ def issue(request):
     ).scalar_one()
     bump(session, "users")
     token = request.registry.tokens.issue(identity.id, generation)
-    body = {"token": token, "expires_in": request.registry.tokens.expires_in}
+    body = {
+        "token": token,
+        "expires_in": request.registry.tokens.expires_in,
+        # Where a client that knows only its credentials finds itself.
+        "_links": {"user": links.link(request, "users.item", id=identity.id)},
+    }
     return respond(request, body, headers=NO_STORE)
 
 

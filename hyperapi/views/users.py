@@ -36,8 +36,6 @@ def represent(request, row) -> dict:
         "follower_count": row.follower_count,
         "followed_count": row.followed_count,
     }
-    if viewer_sees_private(request, row):
-        data["email"] = row.email
     data["_links"] = {
         "self": links.link(request, "users.item", id=row.id),
         "followers": links.link(request, "users.followers", id=row.id),
@@ -45,6 +43,12 @@ def represent(request, row) -> dict:
         "posts": links.link(request, "users.posts", id=row.id),
         "collection": links.link(request, "users.collection"),
     }
+    if viewer_sees_private(request, row):
+        data["email"] = row.email
+        # PUT to follow the user whose id fills the template, DELETE to unfollow.
+        data["_links"]["follow"] = links.templated_link(
+            request, "users.follow", "other_id", id=row.id
+        )
     return data
 
 
