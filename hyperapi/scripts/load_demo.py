@@ -16,6 +16,7 @@ import sys
 from pyramid.paster import bootstrap, setup_logging
 from sqlalchemy import func, insert, select, update
 from tqdm import tqdm
+from zope.sqlalchemy import mark_changed
 
 from ..models import Class, CollectionState, Follow, Post, Registration, Student, User
 from ..models.meta import utcnow
@@ -187,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
                     "registrations",
                 )
             sync_states(session)
+            # Core statements do not tell zope.sqlalchemy that the session wrote anything;
+            # without this the transaction manager rolls every row back at commit.
+            mark_changed(session, request.tm)
     print(
         f"demo users user{first_user}..user{first_user + args.users - 1} "
         f"have the password {DEMO_PASSWORD!r}"
