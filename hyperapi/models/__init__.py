@@ -13,6 +13,7 @@ import zope.sqlalchemy
 from sqlalchemy import engine_from_config, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from zope.sqlalchemy.datamanager import STATUS_ACTIVE, STATUS_CHANGED
 
 from .classroom import Class, Registration, Student
 from .collections import COLLECTIONS, CollectionState
@@ -103,7 +104,15 @@ class Database:
         """A session joined to ``transaction_manager``'s transaction."""
         factory = self.write_sessions if write else self.read_sessions
         session = factory()
-        zope.sqlalchemy.register(session, transaction_manager=transaction_manager)
+        # zope.sqlalchemy commits only sessions it saw change, and it does not see Core
+        # statements on tables (collection bumps, counters): a write session is taken as
+        # changed from the start, so those commit too. A failed request still rolls back
+        # (pyramid_tm's commit veto). A read session that writes must call mark_changed().
+        zope.sqlalchemy.register(
+            session,
+            transaction_manager=transaction_manager,
+            initial_state=STATUS_CHANGED if write else STATUS_ACTIVE,
+        )
         return session
 
     def dispose(self) -> None:
