@@ -4,44 +4,91 @@
 names ``bearer`` and ``basic``, or the dotted path of a class providing
 ``hyperapi.interfaces.IAuthenticationScheme``). Missing or bad credentials get 401 with one
 ``WWW-Authenticate`` challenge per enabled scheme; an identified user lacking a permission
-gets 403.
+gets 403, which names neither the view nor the permission.
 """
 
 from __future__ import annotations
 
 from pyramid.httpexceptions import HTTPForbidden
 from pyramid.settings import aslist
+from zope.interface.exceptions import Invalid
+from zope.interface.verify import verifyObject
 
 from ..errors import Problem
+from ..interfaces import IAuthenticationScheme, IRevocations
 from ..settings import ConfigurationError
 from .acl import Root
 from .basic import BasicScheme
 from .bearer import BearerScheme
 from .cache import MemoryCache
 from .passwords import Passwords
-from .policy import MultiSecurityPolicy
-from .tokens import DatabaseRevocations, RedisRevocations, TokenService
+from .policy import FAILURE, MultiSecurityPolicy
+from .tokens import DatabaseRevocations, MemoryRevocations, RedisRevocations, TokenService
 
 BUILTIN_SCHEMES = {"bearer": BearerScheme, "basic": BasicScheme}
-BUILTIN_REVOCATIONS = {"database": DatabaseRevocations, "redis": RedisRevocations}
+BUILTIN_REVOCATIONS = {
+    "database": DatabaseRevocations,
+    "redis": RedisRevocations,
+    "memory": MemoryRevocations,
+}
+
+#: Token responses, and the 401s of the token endpoint, are never stored (API.md).
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def unauthenticated(request, detail: str | None = None, **headers: str) -> Problem:
+    """The 401 problem: why authentication failed, and a challenge per enabled scheme."""
+    policy = request.registry.security_policy
+    failure = request.environ.get(FAILURE)
+    if failure:
+        detail = f"Authentication failed: {failure[1]}."
+    elif detail is None:
+        detail = "This resource needs credentials (" + ", ".join(policy.names) + ")."
+    return Problem(
+        "unauthenticated",
+        detail,
+        headers={"WWW-Authenticate": ", ".join(policy.challenges(request)), **headers},
+    )
 
 
 def forbidden_view(exc, request) -> Problem:
     """401 for who could not be identified, 403 for who was but may not (RFC 9110 §15.5)."""
     if request.identity is None:
-        policy = request.registry.security_policy
-        failure = request.environ.get("hyperapi.auth.failure")
-        detail = (
-            f"Authentication failed: {failure[1]}."
-            if failure
-            else "This resource needs credentials: a Bearer token or HTTP Basic."
-        )
-        return Problem(
-            "unauthenticated",
-            detail,
-            headers={"WWW-Authenticate": ", ".join(policy.challenges(request))},
-        )
+        return unauthenticated(request)
+    # Pyramid's own message names the view and permission: it is not repeated here.
     return Problem("forbidden", "You are not allowed to do this to this resource.")
+
+
+def load(config, builtins: dict, name: str, setting: str):
+    """A built-in by name, else the object at a dotted path; a clear error otherwise."""
+    try:
+        return config.maybe_dotted(builtins.get(name, name))
+    except (ImportError, AttributeError, ValueError) as exc:
+        known = ", ".join(builtins)
+        raise ConfigurationError(
+            f"{setting}: {name!r} is neither a built-in ({known}) nor an importable dotted "
+            f"path ({exc})"
+        ) from exc
+
+
+def load_schemes(config) -> list:
+    settings = config.get_settings()
+    schemes = []
+    for name in aslist(settings["hyperapi.auth.policies"]):
+        scheme = load(config, BUILTIN_SCHEMES, name, "hyperapi.auth.policies")(config.registry)
+        try:
+            verifyObject(IAuthenticationScheme, scheme, tentative=True)
+        except Invalid as exc:
+            raise ConfigurationError(
+                f"hyperapi.auth.policies: {name!r} is not an IAuthenticationScheme: {exc}"
+            ) from exc
+        schemes.append(scheme)
+    if not schemes:
+        raise ConfigurationError("hyperapi.auth.policies enables no scheme")
+    names = [scheme.name for scheme in schemes]
+    if len(set(names)) != len(names):
+        raise ConfigurationError(f"hyperapi.auth.policies names a scheme twice: {names}")
+    return schemes
 
 
 def includeme(config) -> None:
@@ -50,23 +97,27 @@ def includeme(config) -> None:
     passwords = Passwords.from_settings(settings)
     config.add_request_method(lambda request: passwords, "passwords", reify=True)
 
-    secrets = settings["hyperapi.auth.token_secrets"]
-    registry.tokens = TokenService(secrets, settings["hyperapi.auth.token_expires"])
-    revocations = settings["hyperapi.auth.revocations"]
-    registry.revocations = config.maybe_dotted(BUILTIN_REVOCATIONS.get(revocations, revocations))(
+    registry.tokens = TokenService(
+        settings["hyperapi.auth.token_secrets"], settings["hyperapi.auth.token_expires"]
+    )
+    name = settings["hyperapi.auth.revocations"]
+    registry.revocations = load(config, BUILTIN_REVOCATIONS, name, "hyperapi.auth.revocations")(
         registry
     )
+    if not IRevocations.providedBy(registry.revocations):
+        raise ConfigurationError(f"hyperapi.auth.revocations: {name!r} is not an IRevocations")
     registry.verification_cache = MemoryCache()
 
-    schemes = []
-    for name in aslist(settings["hyperapi.auth.policies"]):
-        factory = config.maybe_dotted(BUILTIN_SCHEMES.get(name, name))
-        schemes.append(factory(registry))
-    if not schemes:
-        raise ConfigurationError("hyperapi.auth.policies enables no scheme")
-    login = aslist(settings["hyperapi.auth.login_policies"] or "") or [
-        s.name for s in schemes if s.name != "bearer"
-    ]
+    schemes = load_schemes(config)
+    names = [scheme.name for scheme in schemes]
+    # POST /tokens takes credentials of these schemes: by default every enabled one but
+    # bearer, so that a token cannot renew itself forever.
+    login = aslist(settings["hyperapi.auth.login_policies"]) or [n for n in names if n != "bearer"]
+    unknown = sorted(set(login) - set(names))
+    if unknown:
+        raise ConfigurationError(
+            f"hyperapi.auth.login_policies names schemes that are not enabled: {unknown}"
+        )
     registry.login_schemes = frozenset(login)
     policy = MultiSecurityPolicy(schemes)
     registry.security_policy = policy

@@ -17,7 +17,7 @@ from .identity import ADMIN
 
 BASE_ACL = [
     (Allow, Everyone, "register"),
-    (Allow, Authenticated, ("view", "create", "login", "logout")),
+    (Allow, Authenticated, ("view", "create")),
     (Deny, Everyone, "follow"),
     (Allow, ADMIN, ALL_PERMISSIONS),
 ]

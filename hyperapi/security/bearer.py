@@ -6,11 +6,13 @@ from zope.interface import implementer
 
 from ..interfaces import IAuthenticationScheme
 from .identity import AuthenticationFailed, Identity, user_by_id
+from .policy import FAILURE, quoted
 
 
 @implementer(IAuthenticationScheme)
 class BearerScheme:
     name = "bearer"
+    vary = ("Authorization",)
 
     def __init__(self, registry):
         self.realm = registry.settings["hyperapi.auth.realm"]
@@ -41,10 +43,9 @@ class BearerScheme:
         )
 
     def challenge(self, request) -> str:
-        failure = request.environ.get("hyperapi.auth.failure")
+        realm = f"Bearer realm={quoted(self.realm)}"
+        failure = request.environ.get(FAILURE)
         if failure and failure[0] == self.name:
-            reason = failure[1].replace('"', "'")
-            return (
-                f'Bearer realm="{self.realm}", error="invalid_token", error_description="{reason}"'
-            )
-        return f'Bearer realm="{self.realm}"'
+            # RFC 6750 §3.1: say why a presented token was refused.
+            return f'{realm}, error="invalid_token", error_description={quoted(failure[1])}'
+        return realm

@@ -3,45 +3,61 @@
 As Warehouse's ``MultiSecurityPolicy``: the first scheme that recognises the request's
 credentials decides who it is from, and the identity is cached for the request with
 ``RequestLocalCache``. Authorization is Pyramid's ACL helper over the identity's principals.
+
+Every scheme is asked, whatever headers the request carries: a scheme decides for itself
+what its credentials look like (``Authorization: Bearer``, ``Authorization: Basic``, an
+``X-API-Key`` header...). A scheme that finds credentials of its kind that do not verify
+ends the search: the request is then unauthenticated, and the reason is kept for the 401.
 """
 
 from __future__ import annotations
+
+import logging
 
 from pyramid.authorization import ACLHelper, Everyone
 from pyramid.request import RequestLocalCache
 
 from .identity import AuthenticationFailed, Identity
 
+log = logging.getLogger(__name__)
 
-def add_vary_authorization(request, response) -> None:
-    # The response depends on who asked: shared caches must key on Authorization.
-    vary = list(response.vary or ())
-    if "Authorization" not in vary:
-        response.vary = [*vary, "Authorization"]
+#: Where the reason of a failed authentication is kept for the 401: (scheme name, reason).
+FAILURE = "hyperapi.auth.failure"
 
 
 class MultiSecurityPolicy:
     def __init__(self, schemes):
         self.schemes = list(schemes)
+        self.names = [scheme.name for scheme in self.schemes]
         self.acl = ACLHelper()
         self._cache = RequestLocalCache(self._identify)
+        # RFC 9110 §12.5.5: the response depends on every header a scheme reads, so shared
+        # caches must key on them.
+        self.vary = list(dict.fromkeys(h for s in self.schemes for h in s.vary))
+
+    def _add_vary(self, request, response) -> None:
+        vary = list(response.vary or ())
+        missing = [h for h in self.vary if h not in vary]
+        if missing:
+            response.vary = [*vary, *missing]
 
     def _identify(self, request) -> Identity | None:
-        request.add_response_callback(add_vary_authorization)
-        if "Authorization" not in request.headers:
-            return None
+        request.add_response_callback(self._add_vary)
         for scheme in self.schemes:
             try:
                 identity = scheme.identify(request)
             except AuthenticationFailed as failure:
-                request.environ["hyperapi.auth.failure"] = (scheme.name, failure.reason)
+                request.environ[FAILURE] = (scheme.name, failure.reason)
+                # The reason only: never the credentials that failed.
+                log.info("authentication failed: scheme=%s reason=%s", scheme.name, failure)
                 return None
             if identity is not None:
                 return identity
-        request.environ["hyperapi.auth.failure"] = (
-            "",
-            "the Authorization scheme is not one this server accepts",
-        )
+        if "Authorization" in request.headers:
+            request.environ[FAILURE] = (
+                "",
+                "the Authorization scheme is not one this server accepts",
+            )
         return None
 
     def identity(self, request) -> Identity | None:
@@ -63,4 +79,10 @@ class MultiSecurityPolicy:
         return []
 
     def challenges(self, request) -> list[str]:
+        """One ``WWW-Authenticate`` challenge per enabled scheme (RFC 9110 §11.6.1)."""
         return [c for c in (scheme.challenge(request) for scheme in self.schemes) if c]
+
+
+def quoted(value: str) -> str:
+    """An RFC 9110 §5.6.4 quoted-string, for auth-param values such as the realm."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

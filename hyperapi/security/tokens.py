@@ -14,16 +14,20 @@ the user at once, in every process, with no list to keep.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import secrets
+import threading
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from zope.interface import implementer
 
 from ..interfaces import IRevocations
 from ..models import RevokedToken
 from ..models.meta import utcnow
+from ..settings import ConfigurationError
 from .identity import AuthenticationFailed
 
 SALT = "hyperapi.auth.bearer-token"
@@ -77,7 +81,11 @@ class TokenService:
 
 @implementer(IRevocations)
 class DatabaseRevocations:
-    """Revoked token ids in the ``revoked_tokens`` table (the default)."""
+    """Revoked token ids in the ``revoked_tokens`` table (the default).
+
+    Every process that shares the database sees a revocation once the revoking request's
+    transaction commits. Rows of tokens that have expired anyway are purged at each revoke.
+    """
 
     def __init__(self, registry):
         pass
@@ -85,22 +93,41 @@ class DatabaseRevocations:
     def revoke(self, request, token_id: str, expires_at: dt.datetime) -> None:
         session = request.dbsession
         table = RevokedToken.__table__
-        # Rows whose token has expired anyway are of no more use.
-        session.execute(delete(table).where(table.c.expires_at < utcnow()))
-        if session.get(RevokedToken, token_id) is None:
-            session.add(RevokedToken(token_id=token_id, expires_at=expires_at))
+        now = utcnow()
+        session.execute(delete(table).where(table.c.expires_at <= now))
+        if expires_at <= now:
+            return
+        values = {"token_id": token_id, "expires_at": expires_at}
+        dialect = session.get_bind().dialect.name
+        if dialect in INSERT_IGNORING_DUPLICATES:
+            # Two concurrent revocations of one token both succeed (no unique violation).
+            insert = INSERT_IGNORING_DUPLICATES[dialect]
+            session.execute(insert(table).values(values).on_conflict_do_nothing())
+        elif session.get(RevokedToken, token_id) is None:
+            session.add(RevokedToken(**values))
 
     def is_revoked(self, request, token_id: str) -> bool:
         table = RevokedToken.__table__
         found = request.dbsession.execute(
-            select(table.c.token_id).where(table.c.token_id == token_id)
+            select(table.c.token_id).where(
+                table.c.token_id == token_id, table.c.expires_at > utcnow()
+            )
         ).first()
         return found is not None
 
 
+INSERT_IGNORING_DUPLICATES = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
 @implementer(IRevocations)
 class RedisRevocations:
-    """Revoked token ids as Redis keys that expire with the token."""
+    """Revoked token ids as Redis keys that expire with the token.
+
+    Chosen with ``hyperapi.auth.revocations = redis``; the server is ``hyperapi.redis.url``.
+    A revocation is visible to every process at once (it does not wait for the request's
+    transaction). When Redis cannot be reached, bearer requests fail rather than trust a
+    token that may have been revoked.
+    """
 
     prefix = "hyperapi:revoked:"
 
@@ -109,12 +136,43 @@ class RedisRevocations:
 
         url = registry.settings["hyperapi.redis.url"]
         if not url:
-            raise ValueError("RedisRevocations needs hyperapi.redis.url")
+            raise ConfigurationError("hyperapi.auth.revocations = redis needs hyperapi.redis.url")
         self.client = redis.Redis.from_url(url, socket_timeout=2)
 
     def revoke(self, request, token_id: str, expires_at: dt.datetime) -> None:
-        ttl = max(1, int((expires_at - utcnow()).total_seconds()) + 1)
-        self.client.set(self.prefix + token_id, b"1", ex=ttl)
+        ttl = math.ceil((expires_at - utcnow()).total_seconds())
+        if ttl > 0:
+            self.client.set(self.prefix + token_id, b"1", ex=ttl)
 
     def is_revoked(self, request, token_id: str) -> bool:
         return bool(self.client.exists(self.prefix + token_id))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+@implementer(IRevocations)
+class MemoryRevocations:
+    """Revoked token ids in this process's memory: for tests and single-process servers.
+
+    Other processes do not see these revocations; use ``database`` or ``redis`` whenever
+    more than one process serves the API.
+    """
+
+    def __init__(self, registry=None, clock=utcnow):
+        self.clock = clock
+        self.revoked: dict[str, dt.datetime] = {}
+        self.lock = threading.Lock()
+
+    def revoke(self, request, token_id: str, expires_at: dt.datetime) -> None:
+        with self.lock:
+            now = self.clock()
+            for expired in [k for k, until in self.revoked.items() if until <= now]:
+                del self.revoked[expired]
+            if expires_at > now:
+                self.revoked[token_id] = expires_at
+
+    def is_revoked(self, request, token_id: str) -> bool:
+        with self.lock:
+            until = self.revoked.get(token_id)
+            return until is not None and until > self.clock()

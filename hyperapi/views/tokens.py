@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 from pyramid.security import NO_PERMISSION_REQUIRED
 from sqlalchemy import update
 
-from .. import links
-from ..errors import Problem
 from ..models import User
 from ..models.collections import bump
 from ..models.meta import utcnow
 from ..resources import Service, respond
 from ..resources.representation import no_content
+from ..security import NO_STORE, unauthenticated
+
+log = logging.getLogger(__name__)
 
 tokens = Service(
     name="tokens",
@@ -19,56 +22,45 @@ tokens = Service(
     description="Bearer tokens: POST with your credentials, DELETE to revoke.",
 )
 
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-def unauthenticated(request, detail: str) -> Problem:
-    policy = request.registry.security_policy
-    challenges = [
-        challenge for scheme in policy.schemes if (challenge := scheme.challenge(request))
-    ]
-    return Problem(
-        "unauthenticated",
-        detail,
-        headers={"WWW-Authenticate": ", ".join(challenges), **NO_STORE},
-    )
-
 
 @tokens.post(permission=NO_PERMISSION_REQUIRED, content_type=None)
 def issue(request):
+    """A token for credentials of a login scheme (``hyperapi.auth.login_policies``)."""
     identity = request.identity
-    if identity is None or identity.scheme not in request.registry.login_schemes:
-        failure = request.environ.get("hyperapi.auth.failure")
+    login_schemes = request.registry.login_schemes
+    if identity is None or identity.scheme not in login_schemes:
         raise unauthenticated(
             request,
-            f"Authentication failed: {failure[1]}."
-            if failure
-            else "A token is issued for a username and password (HTTP Basic).",
+            "A token is issued for the credentials of: " + ", ".join(sorted(login_schemes)) + ".",
+            **NO_STORE,
         )
     session = request.dbsession
+    table = User.__table__
+    # last_seen changes here, not on every request: that would change the user's ETag on
+    # every read.
     generation = session.execute(
-        update(User.__table__)
-        .where(User.id == identity.id)
-        .values(last_seen=utcnow(), version=User.__table__.c.version + 1)
-        .returning(User.__table__.c.token_generation)
+        update(table)
+        .where(table.c.id == identity.id)
+        .values(last_seen=utcnow(), version=table.c.version + 1)
+        .returning(table.c.token_generation)
     ).scalar_one()
     bump(session, "users")
     token = request.registry.tokens.issue(identity.id, generation)
-    body = {
-        "token": token,
-        "expires_in": request.registry.tokens.expires_in,
-        # Where a client that knows only its credentials finds itself.
-        "_links": {"user": links.link(request, "users.item", id=identity.id)},
-    }
+    log.info("token issued: user=%s scheme=%s", identity.id, identity.scheme)
+    body = {"token": token, "expires_in": request.registry.tokens.expires_in}
     return respond(request, body, headers=NO_STORE)
 
 
 @tokens.delete(permission=NO_PERMISSION_REQUIRED)
 def revoke(request):
+    """Revoke the Bearer token this request is authenticated with (204)."""
     identity = request.identity
     if identity is None or identity.token_id is None:
-        raise unauthenticated(request, "DELETE revokes the Bearer token it is sent with.")
+        raise unauthenticated(
+            request, "DELETE revokes the Bearer token it is sent with.", **NO_STORE
+        )
     request.registry.revocations.revoke(request, identity.token_id, identity.token_expires)
+    log.info("token revoked: user=%s", identity.id)
     return no_content(request, headers=NO_STORE)
 
 
