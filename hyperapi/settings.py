@@ -120,6 +120,10 @@ def check(settings: Mapping[str, Any]) -> None:
         raise ConfigurationError("hyperapi.page_size exceeds hyperapi.max_page_size")
     if not settings["sqlalchemy.url"]:
         raise ConfigurationError("no database: set HYPERAPI_DATABASE_URL (or sqlalchemy.url)")
+    if settings["hyperapi.auth.token_expires"] < 1:
+        raise ConfigurationError("hyperapi.auth.token_expires must be at least 1 second")
+    if settings["hyperapi.auth.verification_cache_ttl"] < 0:
+        raise ConfigurationError("hyperapi.auth.verification_cache_ttl cannot be negative")
     if settings["hyperapi.environment"] == "production":
         if len(settings["hyperapi.secret"]) < MIN_SECRET_LENGTH:
             raise ConfigurationError(
