@@ -7,6 +7,7 @@ import logging
 from pyramid.security import NO_PERMISSION_REQUIRED
 from sqlalchemy import update
 
+from .. import links
 from ..models import User
 from ..models.collections import bump
 from ..models.meta import utcnow
@@ -47,7 +48,12 @@ def issue(request):
     bump(session, "users")
     token = request.registry.tokens.issue(identity.id, generation)
     log.info("token issued: user=%s scheme=%s", identity.id, identity.scheme)
-    body = {"token": token, "expires_in": request.registry.tokens.expires_in}
+    body = {
+        "token": token,
+        "expires_in": request.registry.tokens.expires_in,
+        # Where a client that knows only its credentials finds itself.
+        "_links": {"user": links.link(request, "users.item", id=identity.id)},
+    }
     return respond(request, body, headers=NO_STORE)
 
 
