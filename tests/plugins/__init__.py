@@ -1,0 +1,1 @@
+"""Third-party extensions used by the tests, enabled through settings only."""
