@@ -12,6 +12,8 @@ ID = r"{id:\d+}"
 ROUTES = (
     ("api.root", f"{API}/"),
     ("api.problem", f"{API}/problems/{{kind}}"),
+    ("api.openapi", f"{API}/openapi.json"),
+    ("api.docs", f"{API}/docs"),
     ("users.collection", f"{API}/users"),
     ("users.item", f"{API}/users/{ID}"),
     ("users.followers", f"{API}/users/{ID}/followers"),

@@ -3,6 +3,16 @@
 Each view validates (Cornice has already filled ``request.validated``), talks to the model,
 and represents the result: GET collection with paging, filters, sort and links; POST -> 201;
 GET item; PUT (full replace); PATCH (RFC 7396 merge patch); DELETE -> 204.
+
+Conditional requests (RFC 9110 §13) meet these views twice. Reads: when a GET/HEAD carries
+preconditions, the view first looks up the validators alone (hyperapi.resources.validators)
+and answers 304 before loading or representing anything; whatever it does not answer, the
+conditional tween evaluates on the finished response. Writes: the preconditions of PUT,
+PATCH and DELETE are checked by a Cornice validator that runs before the body is even read
+(RFC 9110 §13.2.1: before the request content is processed), against the ORM instance the
+write then changes; the write is an ``UPDATE ... WHERE version = :read`` (the models'
+``version_id_col``), so a concurrent writer that got in between makes it match no row,
+and the replay (pyramid_retry) answers 412.
 """
 
 from __future__ import annotations
@@ -12,14 +22,18 @@ from typing import Any
 from pyramid.response import Response
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from webob.datetime_utils import serialize_date
 
 from .. import links
 from ..errors import Problem
 from ..models.collections import bump, states
-from . import paging
+from ..models.meta import utcnow
+from . import paging, validation
+from . import validators as current
 from .declaration import Relation, Resource, request_schema
 from .paging import AFTER, BEFORE, PageRequest
-from .representation import collection_etag, item_etag, media_type, no_content, respond
+from .preconditions import Outcome, Validators, evaluate
+from .representation import item_etag, media_type, no_content, not_modified, respond
 from .service import Service
 
 #: Ids are PostgreSQL ``integer``s; a larger number names no resource.
@@ -71,21 +85,86 @@ def flush(request, resource: Resource) -> None:
 # -- representations --------------------------------------------------------------------
 
 
-def item_headers(request, resource: Resource, row) -> tuple[str, Any]:
-    etag = item_etag(row.version, resource.view_variant(request, row), media_type(request))
-    return etag, row.updated_at
-
-
 def represent_item(request, resource: Resource, row, *, status: int = 200, **headers):
-    etag, modified = item_headers(request, resource, row)
+    found = current.of_item(request, resource, row)
     return respond(
         request,
         resource.represent(request, row),
         status=status,
-        etag=etag,
-        last_modified=modified,
+        etag=found.etag,
+        last_modified=found.last_modified,
         headers=headers or None,
     )
+
+
+# -- preconditions ----------------------------------------------------------------------
+
+
+def early_not_modified(request, found: Validators) -> Response | None:
+    """The 304 of a GET/HEAD, decided from the validators alone; None to go on.
+
+    Only the 304 is answered here: a false If-Match (412) needs the current representation
+    in its body, so it is left to the conditional tween, which has the full response.
+    """
+    conditions = current.conditions(request)
+    if conditions and evaluate(request.method, conditions, found) is Outcome.NOT_MODIFIED:
+        return not_modified(found.etag, found.last_modified)
+    return None
+
+
+def validator_headers(found: Validators) -> dict[str, str]:
+    headers = {}
+    if found.etag is not None:
+        headers["ETag"] = found.etag
+    if found.last_modified is not None:
+        headers["Last-Modified"] = serialize_date(found.last_modified)
+    return headers
+
+
+def check_write(request, found: Validators | None, *, required: bool, body=None) -> None:
+    """Evaluate a write's preconditions before anything changes; raise 428 or 412.
+
+    ``found`` is None when the target has no current representation. ``required`` says
+    whether ``hyperapi.require_if_match`` applies (a write to something that exists).
+    ``body()`` gives the current representation that a 412 carries.
+    """
+    conditions = current.conditions(request)
+    if required and conditions.if_match is None:
+        if request.registry.settings["hyperapi.require_if_match"]:
+            raise Problem(
+                "precondition-required",
+                "This server only accepts conditional writes, so that no change is lost: GET "
+                "the resource, then repeat this request with its ETag in If-Match. A 412 "
+                "answer means someone changed it since; GET it again and reapply the change.",
+                required="If-Match",
+            )
+    if not conditions or evaluate(request.method, conditions, found) is Outcome.PROCEED:
+        return
+    members = {}
+    if found is not None and body is not None:
+        members["current"] = body()
+    raise Problem(
+        "precondition-failed",
+        "A precondition of this request does not hold: the resource has changed since the "
+        "client saw it (its current ETag is in the ETag header), or If-None-Match matched.",
+        headers=validator_headers(found) if found is not None else None,
+        **members,
+    )
+
+
+def item_preconditions(resource: Resource):
+    """The Cornice validator that checks an item write's preconditions, 404 first."""
+
+    def check(request, **kwargs) -> None:
+        instance = load_instance(request, resource, path_id(request, resource))
+        check_write(
+            request,
+            current.of_item(request, resource, instance),
+            required=True,
+            body=lambda: resource.represent(request, instance),
+        )
+
+    return check
 
 
 # -- collections ------------------------------------------------------------------------
@@ -161,19 +240,16 @@ def collection_get(request, resource: Resource, relation: Relation | None = None
     dependencies = relation.dependencies if relation else resource.dependencies
     state = states(session, dependencies)
     media = media_type(request)
-    etag = collection_etag(
-        [
-            *(state[name][0] for name in dependencies),
-            parent.version if parent is not None else "",
-            request.query_string,
-            media,
-            request.authenticated_userid or "",
-        ]
-    )
-    modified = max(
-        [state[name][2] for name in dependencies]
-        + ([parent.updated_at] if parent is not None else [])
-    )
+    found = current.of_collection(request, dependencies, state, parent)
+    # The 304 needs no page query: the state rows alone decide it.
+    early = early_not_modified(request, found)
+    if early is not None:
+        return early
+    cache = request.registry.response_cache
+    route = relation.route if relation else resource.collection_route
+    cached = cache.get(request, route, found.etag)
+    if cached is not None:
+        return cached
 
     # The page itself: per_page + 1 rows tell whether there is more beyond it.
     columns = [table.c[resource.sorts[key.name]] for key in page.sort]
@@ -214,9 +290,15 @@ def collection_get(request, resource: Resource, relation: Relation | None = None
     if page.page:
         meta["page"] = page.page
     body = {"items": items, "_meta": meta, "_links": nav}
-    return respond(
-        request, body, etag=etag, last_modified=modified, headers={"Link": links.link_header(nav)}
+    response = respond(
+        request,
+        body,
+        etag=found.etag,
+        last_modified=found.last_modified,
+        headers={"Link": links.link_header(nav)},
     )
+    cache.put(request, route, response)
+    return response
 
 
 def navigation(request, resource, relation, page: PageRequest, rows, has_next, has_prev):
@@ -250,6 +332,16 @@ def navigation(request, resource, relation, page: PageRequest, rows, has_next, h
 
 
 def collection_post(request, resource: Resource) -> Response:
+    if current.conditions(request):
+        # If-Match on a POST compares the collection's ETag: "add this only if the
+        # collection is still as I saw it". Its state rows are held until the commit.
+        current.lock_collections(request, resource.dependencies)
+        state = states(request.dbsession, resource.dependencies)
+        check_write(
+            request,
+            current.of_collection(request, resource.dependencies, state),
+            required=False,
+        )
     data = request.validated["body"]
     instance = resource.create(request, data) if resource.create else resource.model(**data)
     request.dbsession.add(instance)
@@ -263,12 +355,27 @@ def collection_post(request, resource: Resource) -> Response:
 
 
 def item_get(request, resource: Resource) -> Response:
-    row = load_row(request, resource, path_id(request, resource))
-    return represent_item(request, resource, row)
+    ident = path_id(request, resource)
+    cache = request.registry.response_cache
+    if current.conditions(request) or cache.enabled(resource.item_route):
+        found = current.item(request, resource, ident)
+        if found is None:
+            raise not_found(resource, ident)
+        early = early_not_modified(request, found)
+        if early is not None:
+            return early
+        cached = cache.get(request, resource.item_route, found.etag)
+        if cached is not None:
+            return cached
+    response = represent_item(request, resource, load_row(request, resource, ident))
+    cache.put(request, resource.item_route, response)
+    return response
 
 
 def item_write(request, resource: Resource) -> Response:
     """PUT (every writable field, absent optional ones reset) or PATCH (only those sent)."""
+    # The instance item_preconditions loaded and checked (the session's identity map
+    # returns it without a query).
     instance = load_instance(request, resource, path_id(request, resource))
     data = request.validated["body"]
     if resource.update:
@@ -276,6 +383,10 @@ def item_write(request, resource: Resource) -> Response:
     else:
         for name, value in data.items():
             setattr(instance, name, value)
+    # Every write is an UPDATE ... WHERE version = <checked version>, even one that changes
+    # no field: otherwise a no-op PUT racing a real one would answer 200 for a state that
+    # a concurrent writer had already replaced.
+    instance.updated_at = utcnow()
     flush(request, resource)
     bump(request.dbsession, resource.name)
     return represent_item(request, resource, instance)
@@ -320,29 +431,36 @@ def services(resource: Resource) -> list[Service]:
         schema=request_schema(body=resource.body),
         permission=resource.create_permission,
     )
+    # What the OpenAPI document describes representations with (hyperapi.openapi).
+    collection.hyperapi_body = resource.body
     item = Service(
         name=resource.item_route,
         pyramid_route=resource.item_route,
         description=f"One of the {resource.name}.",
     )
+    item.hyperapi_body = resource.body
     item.add_view("GET", _bind(item_get, resource))
+    # Preconditions before the body: Cornice runs its default validator first, so it is
+    # excluded and named again after ours.
+    write = {
+        "validators": (item_preconditions(resource), validation.validate),
+        "exclude": validation.validate,
+        "permission": resource.edit_permission,
+    }
     if "PUT" in resource.item_methods:
         body = resource.replace_body or resource.body
         item.add_view(
-            "PUT",
-            _bind(item_write, resource),
-            schema=request_schema(body=body),
-            permission=resource.edit_permission,
+            "PUT", _bind(item_write, resource), schema=request_schema(body=body), **write
         )
     if "PATCH" in resource.item_methods:
         item.add_view(
             "PATCH",
             _bind(item_write, resource),
             schema=request_schema(body=resource.patch_body()),
-            permission=resource.edit_permission,
+            **write,
         )
     if "DELETE" in resource.item_methods:
-        item.add_view("DELETE", _bind(item_delete, resource), permission=resource.edit_permission)
+        item.add_view("DELETE", _bind(item_delete, resource), **write)
     return [collection, item]
 
 
@@ -352,6 +470,7 @@ def relation_service(relation: Relation) -> Service:
         pyramid_route=relation.route,
         description=f"The {relation.member.name} of one of the {relation.parent.name}.",
     )
+    service.hyperapi_body = relation.member.body
     service.add_view(
         "GET",
         _bind(collection_get, relation.member, relation),

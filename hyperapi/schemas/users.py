@@ -48,14 +48,16 @@ class UserBody(colander.MappingSchema):
         ),
     )
     # Write-only: hashed on the way in, never represented.
-    password = colander.SchemaNode(String(), validator=colander.Length(8, 256))
+    password = colander.SchemaNode(
+        String(), validator=colander.Length(8, 256), write_only=True
+    )
     about_me = colander.SchemaNode(String(), validator=colander.Length(0, 2000), missing="")
 
 
 class UserReplaceBody(UserBody):
     # A PUT replaces the representation; the password is not part of it, so it may stay.
     password = colander.SchemaNode(
-        String(), validator=colander.Length(8, 256), missing=colander.drop
+        String(), validator=colander.Length(8, 256), missing=colander.drop, write_only=True
     )
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from . import classroom, entry, health, posts, tokens, users
+from . import classroom, entry, health, openapi, posts, tokens, users
 
 
 def includeme(config) -> None:
     config.registry.heartbeats = getattr(config.registry, "heartbeats", {})
-    for module in (entry, users, posts, classroom, tokens, health):
+    for module in (entry, users, posts, classroom, tokens, health, openapi):
         for service in module.SERVICES:
             config.add_cornice_service(service)
+    config.include(openapi)

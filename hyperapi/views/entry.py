@@ -19,6 +19,8 @@ def entry(request):
     for name in COLLECTIONS:
         nav[name] = links.link(request, f"{name}.collection")
     nav["tokens"] = links.link(request, "tokens")
+    nav["openapi"] = links.link(request, "api.openapi")
+    nav["docs"] = links.link(request, "api.docs")
     return respond(request, {"name": "hyperapi", "version": "v1", "_links": nav})
 
 
