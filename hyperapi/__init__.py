@@ -15,6 +15,10 @@ def main(global_config, **settings):
         config.include(".settings")
         # Engines, request.dbsession, pyramid_tm and pyramid_retry.
         config.include(".models")
+        # The body size limit, held before pyramid_retry copies a request's body.
+        config.include(".body_limit")
+        # request.request_id: a trusted proxy's X-Request-ID or a new one, for logs and replies.
+        config.include(".request_id")
         # Problem-details responses for every error, from any layer.
         config.include(".errors")
         # Authentication schemes, permissions, and the 401/403 responses.

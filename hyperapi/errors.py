@@ -1,20 +1,27 @@
 """RFC 9457 problem details: the one builder of every error response.
 
 Every error a client can meet, from any layer (validation, routing, Cornice's 405/406/415
-fallbacks, security, preconditions, rate limits, unexpected exceptions), leaves through
-:func:`problem`, so it has one shape: ``application/problem+json`` with ``type``, ``title``,
-``status`` and ``detail``, and for validation an ``errors`` list of
-``{location, name, description}``. ``type`` is a stable URI per kind of error.
+fallbacks, security, preconditions, rate limits, unexpected exceptions), is a :class:`Problem`,
+so it has one shape: ``application/problem+json`` with ``type``, ``title``, ``status`` and
+``detail``, and for validation an ``errors`` list of ``{location, name, description}``.
+``type`` is a stable URI per kind of error (:data:`KINDS`).
+
+Views raise or return a Problem; the exception views below turn whatever else is raised into
+one; :func:`as_problem` turns an error response that some layer *returned* into one. The
+negotiation tween (``hyperapi.tweens.negotiation``) then adds ``instance`` and
+``request_id`` and renders the problem as JSON or, for a browser, as an HTML page.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import traceback
 from typing import Any
 
 from pyramid.httpexceptions import HTTPException, HTTPNotFound
 from pyramid.response import Response
+from pyramid_retry import is_error_retryable, is_last_attempt
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +96,7 @@ class Problem(HTTPException):
         Response.__init__(
             self,
             status=status,
-            body=json.dumps(body, separators=(",", ":")).encode(),
+            body=_dumps(body),
             content_type=PROBLEM_JSON,
             charset=None,
             headerlist=None,
@@ -105,6 +112,17 @@ class Problem(HTTPException):
 
     def prepare(self, environ) -> None:
         """Keep our body: HTTPException.prepare() would replace it with its own page."""
+
+    def add_members(self, **members: Any) -> None:
+        """Add members the raiser did not know (``instance``, ``request_id``); keep its own."""
+        for name, value in members.items():
+            self.problem.setdefault(name, value)
+        if self.content_type == PROBLEM_JSON:
+            self.body = _dumps(self.problem)
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def problem(kind: str, detail: str, **kwargs: Any) -> Problem:
@@ -129,7 +147,33 @@ def from_http_exception(exc: HTTPException) -> Problem:
         kind = "internal" if status >= 500 else "validation"
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail else exc.explanation
     headers = {name: exc.headers[name] for name in KEPT_HEADERS if name in exc.headers}
+    if not detail and kind == "method-not-allowed" and "Allow" in headers:
+        detail = f"The methods allowed here are {headers['Allow']}."
     return Problem(kind, detail or KINDS[kind][1], status=status, headers=headers)
+
+
+#: Headers of a returned error response that describe the content, not the error: a problem
+#: replaces them with its own.
+CONTENT_HEADERS = frozenset(("content-type", "content-length", "content-encoding"))
+
+
+def as_problem(response: Response) -> Problem | None:
+    """The problem an error response stands for, or None if it is a representation.
+
+    A Problem is itself. An ``HTTPException`` that a layer *returned* (so no exception view
+    saw it) becomes the problem of its status and keeps every header but its content's. Any
+    other response (a heartbeat's 503 listing which backend failed) is what its view chose
+    to say, and stays as it is.
+    """
+    if isinstance(response, Problem):
+        return response
+    if not isinstance(response, HTTPException):
+        return None
+    converted = from_http_exception(response)
+    for name, value in response.headerlist:
+        if name.lower() not in CONTENT_HEADERS and name not in converted.headers:
+            converted.headerlist.append((name, value))
+    return converted
 
 
 def http_exception_view(exc: HTTPException, request) -> Response:
@@ -143,15 +187,35 @@ def not_found_view(exc, request) -> Problem:
 
 
 def unexpected_exception_view(exc: Exception, request) -> Problem:
-    # The traceback goes to the log, tagged with the request id; the client gets none of it.
-    request_id = getattr(request, "request_id", None) or "-"
-    log.error("unexpected error [request_id=%s]", request_id, exc_info=exc)
-    settings = request.registry.settings
-    detail = "The server met an unexpected error; it has been logged."
+    """500 for any exception nothing else handled: the log gets the traceback, the client none.
+
+    The log record carries the request id that the response's ``X-Request-ID`` echoes, so a
+    client can quote it and an operator can find the traceback. An error that pyramid_retry
+    will replay (a lost race) is not yet a failure and is logged quietly.
+    """
+    request_id = request.request_id
+    if is_error_retryable(request, exc) and not is_last_attempt(request):
+        log.info("retrying after %s [request_id=%s]", type(exc).__name__, request_id)
+    else:
+        log.error("unexpected error [request_id=%s]", request_id, exc_info=exc)
+    detail = (
+        "The server met an unexpected error. It has been logged with request id "
+        f"{request_id}; quote it when reporting the problem."
+    )
     members: dict[str, Any] = {}
-    if settings.get("hyperapi.debug"):
+    if request.registry.settings.get("hyperapi.debug"):
         members["exception"] = f"{type(exc).__name__}: {exc}"
+        members["traceback"] = traceback.format_exception(exc)
     return Problem("internal", detail, **members)
+
+
+def exception_response(exc: Exception, request) -> Response:
+    """The response for an exception raised where no exception view runs (a tween's)."""
+    if isinstance(exc, HTTPNotFound):
+        return not_found_view(exc, request)
+    if isinstance(exc, HTTPException):
+        return http_exception_view(exc, request)
+    return unexpected_exception_view(exc, request)
 
 
 def includeme(config) -> None:
@@ -164,6 +228,8 @@ __all__ = [
     "KINDS",
     "PROBLEM_JSON",
     "Problem",
+    "as_problem",
+    "exception_response",
     "problem",
     "problem_type",
     "validation_problem",

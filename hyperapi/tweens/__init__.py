@@ -11,7 +11,14 @@ From the outside in (a request meets them in this order, a response in the rever
 
 from __future__ import annotations
 
+from pyramid.tweens import INGRESS
+
+NEGOTIATION = "hyperapi.tweens.negotiation.negotiation_tween_factory"
+#: pyramid_tm's tween, which sits over Pyramid's exception views.
+TRANSACTION = "pyramid_tm.tm_tween_factory"
+
 
 def includeme(config) -> None:
     # Each tween is added by its own issue; the order above is the contract.
-    return None
+    # Outermost, and outside the transaction, so that it also renders what a commit raises.
+    config.add_tween(NEGOTIATION, under=INGRESS, over=TRANSACTION)
