@@ -10,7 +10,7 @@ from itsdangerous.timed import TimestampSigner
 from webtest import TestApp
 
 from hyperapi.models import User
-from tests.conftest import PASSWORD, basic
+from tests.conftest import basic
 
 HOST = {"HTTP_HOST": "api.example.com"}
 OLD = "old-token-secret-" + "o" * 32
@@ -208,8 +208,8 @@ def test_a_deleted_users_token_is_401(testapp, alice):
     testapp.get("/api/v1/users", headers=bearer(token), status=401)
 
 
-def test_a_token_rolled_back_with_its_request_is_still_issued_only_once(testapp, app, alice):
-    """Issuing a token is the one write of POST /tokens: last_seen and the version."""
+def test_post_tokens_changes_the_user_once_so_its_etag_changes(testapp, app, alice):
+    """last_seen is part of the representation: its version (the ETag) moves with it."""
     engine = app.registry.database.engine
     with engine.connect() as connection:
         version = connection.execute(sa.select(User.version).where(User.id == alice["id"]))
@@ -247,8 +247,3 @@ class TestRedisRevocations:
         claims = first.app.registry.tokens.verify(token)
         ttl = store.client.ttl(store.prefix + claims.token_id)
         assert 3590 <= ttl <= 3601
-
-
-def test_basic_password_constant_is_the_accounts_password():
-    # The fixtures' accounts log in with PASSWORD; the tests above rely on it.
-    assert basic("alice") == basic("alice", PASSWORD)
