@@ -17,7 +17,8 @@ Problem` responses there. This tween is where they are *rendered*, once:
 Being outermost it also catches what the exception views cannot see (an exception raised by
 another tween or by pyramid_tm's commit), and it stamps every response, error or not, with
 ``X-Request-ID`` and ``X-Content-Type-Options: nosniff``, and every HTML page with a strict
-``Content-Security-Policy``.
+``Content-Security-Policy`` (an error page may load nothing at all; another page that sets no
+policy of its own may load only from this origin).
 """
 
 from __future__ import annotations
@@ -32,9 +33,13 @@ HTML = "text/html"
 #: In order of preference: on a tie, JSON wins.
 OFFERS = (PROBLEM_JSON, "application/json", HTML)
 
-#: The error page loads nothing, runs nothing, and may not be framed or submit anywhere.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+#: An error page loads nothing, runs nothing, and may not be framed or submit anywhere.
+ERROR_PAGE_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+#: Any other HTML page that sets no policy of its own (the API docs page) loads scripts,
+#: styles and images from this origin only: no inline script, no plugins, no framing.
+PAGE_CSP = (
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
 )
 
 
@@ -60,6 +65,7 @@ def render(request, problem: Problem, template) -> None:
         problem.body = page.encode("utf-8")
         problem.content_type = HTML
         problem.charset = "utf-8"
+        problem.headers["Content-Security-Policy"] = ERROR_PAGE_CSP
 
 
 def negotiation_tween_factory(handler, registry):
@@ -86,7 +92,7 @@ def negotiation_tween_factory(handler, registry):
         # could otherwise be sniffed into HTML).
         response.headers["X-Content-Type-Options"] = "nosniff"
         if response.content_type == HTML:
-            response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+            response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
         return response
 
     return negotiation_tween

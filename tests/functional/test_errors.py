@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from pyramid.httpexceptions import HTTPConflict
+from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 from webob import Request
 from webtest import TestApp
@@ -24,7 +25,7 @@ from hyperapi.errors import KINDS
 from hyperapi.models import Student
 from hyperapi.models.collections import bump
 from hyperapi.tweens import NEGOTIATION
-from hyperapi.tweens.negotiation import CONTENT_SECURITY_POLICY
+from hyperapi.tweens.negotiation import ERROR_PAGE_CSP, PAGE_CSP
 from tests.conftest import snapshot
 
 HOST = "api.example.com"
@@ -61,10 +62,15 @@ def crashing_tween_factory(handler, registry):
     return crashing_tween
 
 
+def limited(request):
+    return Response(json_body={}, content_type="application/json")
+
+
 def includeme(config) -> None:
     for name, view in (
         ("crash", write_then_crash),
         ("returned-error", write_then_return_error),
+        ("limited", limited),
     ):
         config.add_route(f"test.{name}", f"/__test__/{name}")
         config.add_view(view, route_name=f"test.{name}", permission=NO_PERMISSION_REQUIRED)
@@ -73,7 +79,16 @@ def includeme(config) -> None:
 
 @pytest.fixture(scope="module")
 def errors_app(app_factory):
-    return app_factory(**{"pyramid.includes": __name__, "hyperapi.max_body_size": str(BODY_LIMIT)})
+    return app_factory(
+        **{
+            "pyramid.includes": __name__,
+            "hyperapi.max_body_size": str(BODY_LIMIT),
+            # A write to an existing resource without If-Match gets 428.
+            "hyperapi.require_if_match": "true",
+            # One request an hour on the test route; the other limits out of the way.
+            "hyperapi.ratelimit.routes": "GET test.limited = 1/hour",
+        }
+    )
 
 
 @pytest.fixture
@@ -104,6 +119,10 @@ class Case:
     echoes: str | None = None
     #: Accept headers replacing ACCEPTS for this case (406 is caused by the Accept itself).
     accepts: dict[str, str] | None = None
+    #: Headers the request sends besides Accept and credentials.
+    headers: dict[str, str] = field(default_factory=dict)
+    #: Send the request once beforehand (to use up a rate limit).
+    prime: bool = False
 
 
 def json_body(**members) -> bytes:
@@ -136,6 +155,29 @@ CASES = [
         "/api/v1/users",
         json_body(username="alice", email="a2@example.com", password="x" * 12),
     ),
+    Case(
+        "precondition-failed",
+        "PUT",
+        "/api/v1/users/{alice}",
+        json_body(username="alice", email="alice@example.com", about_me="<script>"),
+        who="alice",
+        headers={"If-Match": '"999"'},
+        kept={"ETag": r'^"\d+'},
+    ),
+    Case(
+        "precondition-required",
+        "PUT",
+        "/api/v1/users/{alice}",
+        json_body(username="alice", email="alice@example.com"),
+        who="alice",
+    ),
+    Case(
+        "quota-exceeded",
+        "GET",
+        "/__test__/limited",
+        prime=True,
+        kept={"Retry-After": r"^\d+$", "RateLimit-Policy": r"\S"},
+    ),
     Case("payload-too-large", "POST", "/api/v1/users", b" " * (BODY_LIMIT + 1)),
     Case("unsupported-media-type", "POST", "/api/v1/users", b"{}", content_type="text/plain"),
     Case("not-acceptable", "GET", "/api/v1/", accepts=NOT_ACCEPTABLE),
@@ -149,12 +191,14 @@ def test_every_error_is_a_problem_detail_or_for_browsers_an_html_page(
     client, alice, bob, case, variant
 ):
     accept = (case.accepts or ACCEPTS)[variant]
-    headers = {} if accept is None else {"Accept": accept}
+    headers = {**case.headers} if accept is None else {**case.headers, "Accept": accept}
     if case.who == "alice":
         headers.update(alice["auth"])
     if case.content_type and case.body is not None:
         headers["Content-Type"] = case.content_type
-    path = case.path.format(bob=bob["id"])
+    path = case.path.format(alice=alice["id"], bob=bob["id"])
+    if case.prime:
+        client.request(path, method=case.method, headers=headers, expect_errors=True)
     response = client.request(
         path, method=case.method, body=case.body, headers=headers, expect_errors=True
     )
@@ -173,7 +217,7 @@ def test_every_error_is_a_problem_detail_or_for_browsers_an_html_page(
     if variant == "browser":
         assert response.content_type == "text/html"
         assert response.charset == "utf-8"
-        assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+        assert response.headers["Content-Security-Policy"] == ERROR_PAGE_CSP
         assert f"<title>{status} {title}</title>" in text
         assert request_id in text
         if case.echoes:
@@ -291,6 +335,13 @@ def test_every_response_carries_a_fresh_request_id_and_nosniff(client):
         assert uuid.UUID(response.headers["X-Request-ID"])
         assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert first.headers["X-Request-ID"] != second.headers["X-Request-ID"]
+
+
+def test_an_html_page_without_a_policy_of_its_own_may_load_only_from_this_origin(client):
+    page = client.get("/api/v1/docs", headers={"Accept": BROWSER})
+    assert page.content_type == "text/html"
+    assert page.headers["Content-Security-Policy"] == PAGE_CSP
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
 
 
 @pytest.mark.parametrize(
