@@ -197,7 +197,13 @@ def unexpected_exception_view(exc: Exception, request) -> Problem:
     if is_error_retryable(request, exc) and not is_last_attempt(request):
         log.info("retrying after %s [request_id=%s]", type(exc).__name__, request_id)
     else:
-        log.error("unexpected error [request_id=%s]", request_id, exc_info=exc)
+        log.error(
+            "unexpected error in %s %s [request_id=%s]",
+            request.method,
+            request.path,
+            request_id,
+            exc_info=exc,
+        )
     detail = (
         "The server met an unexpected error. It has been logged with request id "
         f"{request_id}; quote it when reporting the problem."
