@@ -33,8 +33,13 @@ format: $(VENV)/.installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(VENV)/.installed
-	$(BIN)/python bench/run.py
+$(VENV)/.bench-installed: setup.cfg pyproject.toml | $(VENV)/.installed
+	$(BIN)/pip install --quiet -e ".[bench]"
+	touch $@
+
+# BENCH_ARGS=--quick for a short run; wrk itself comes from the OS (apt-get install wrk).
+bench: $(VENV)/.bench-installed
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache .coverage htmlcov

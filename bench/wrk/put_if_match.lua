@@ -1,0 +1,60 @@
+-- Compare-and-swap writes: PUT with If-Match carrying the ETag of the last response.
+--
+-- Each wrk thread owns one item (the "path" arguments are dealt out to the threads in
+-- turn) and should run one connection (-c equal to -t), so that no two writers race on
+-- an item and every PUT is expected to succeed. The first request of a thread is a GET
+-- that learns the item's ETag; each 200 to a PUT carries the next one (and a 412 the
+-- current one, so a lost race heals itself).
+--
+--   wrk -t2 -c2 ... -s bench/wrk/put_if_match.lua http://127.0.0.1:PORT -- \
+--       path=/api/v1/posts/1 path=/api/v1/posts/2 "header=Authorization: Bearer T" \
+--       'body={"body": "edited"}'
+
+local function options(args)
+  local o = { headers = {}, paths = {} }
+  for _, arg in ipairs(args) do
+    local key, value = arg:match("^(%w+)=(.*)$")
+    if key == "header" then
+      local name, v = value:match("^([^:]+):%s*(.*)$")
+      o.headers[name] = v
+    elseif key == "path" then
+      table.insert(o.paths, value)
+    elseif key then
+      o[key] = value
+    end
+  end
+  return o
+end
+
+local threads_started = 0
+
+function setup(thread)
+  threads_started = threads_started + 1
+  thread:set("number", threads_started)
+end
+
+local path, body, etag
+local read_headers, write_headers = {}, {}
+
+function init(args)
+  local o = options(args)
+  path = o.paths[((number or 1) - 1) % #o.paths + 1]
+  body = o.body
+  for name, value in pairs(o.headers) do
+    read_headers[name] = value
+    write_headers[name] = value
+  end
+  write_headers["Content-Type"] = "application/json"
+end
+
+function request()
+  if etag == nil then
+    return wrk.format("GET", path, read_headers)
+  end
+  write_headers["If-Match"] = etag
+  return wrk.format("PUT", path, write_headers, body)
+end
+
+function response(status, response_headers, response_body)
+  etag = response_headers["ETag"] or response_headers["Etag"] or response_headers["etag"] or etag
+end

@@ -1,0 +1,51 @@
+"""Read the figures out of ``wrk --latency`` output."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+#: wrk prints durations with these units (src/units.c).
+TO_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+DURATION = r"([\d.]+)(us|ms|s|m|h)"
+
+
+@dataclass
+class WrkResult:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    #: Responses whose status was not 2xx or 3xx, plus socket errors of any kind.
+    errors: int
+
+
+def _ms(number: str, unit: str) -> float:
+    return float(number) * TO_MS[unit]
+
+
+def parse(text: str) -> WrkResult:
+    """Parse the report of one ``wrk --latency`` run; ValueError if it is not one."""
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", text, re.M)
+    p50 = re.search(rf"^\s+50%\s+{DURATION}", text, re.M)
+    p99 = re.search(rf"^\s+99%\s+{DURATION}", text, re.M)
+    total = re.search(r"^\s+(\d+) requests in ", text, re.M)
+    if not (rps and p50 and p99 and total):
+        raise ValueError("not the output of wrk --latency:\n" + text)
+    errors = 0
+    non_2xx = re.search(r"^\s+Non-2xx or 3xx responses:\s+(\d+)", text, re.M)
+    if non_2xx:
+        errors += int(non_2xx.group(1))
+    sockets = re.search(
+        r"^\s+Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text, re.M
+    )
+    if sockets:
+        errors += sum(int(n) for n in sockets.groups())
+    return WrkResult(
+        requests_per_second=float(rps.group(1)),
+        p50_ms=_ms(*p50.groups()),
+        p99_ms=_ms(*p99.groups()),
+        requests=int(total.group(1)),
+        errors=errors,
+    )
