@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 
 import pytest
 from pyramid.httpexceptions import HTTPMethodNotAllowed, HTTPNotFound
+from pyramid.registry import Registry
+from pyramid.request import Request as PyramidRequest
 from pyramid.response import Response
+from pyramid_retry import mark_error_retryable
 from webob import Request
 
 from hyperapi.body_limit import TOO_LARGE, BodyLimitGuard, CappedInput
 from hyperapi.errors import Problem, as_problem
-from hyperapi.request_id import WELL_FORMED
-from hyperapi.tweens.negotiation import prefers_html
+from hyperapi.request_id import WELL_FORMED, request_id
+from hyperapi.tweens.negotiation import negotiation_tween_factory, prefers_html
 
 FIREFOX = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 CURL = "*/*"
@@ -107,3 +111,35 @@ def test_the_guard_gives_an_oversized_request_one_attempt_and_defers_to_the_apps
     small = Request.blank("/", method="POST", body=b"x" * 10)
     assert guard(small) == 5
     assert TOO_LARGE not in small.environ
+
+
+class LostRace(Exception):
+    """An error pyramid_retry would replay."""
+
+
+mark_error_retryable(LostRace)
+
+
+def tween_request(attempt: int, attempts: int) -> Request:
+    registry = Registry("test")
+    registry.settings = {"hyperapi.trusted_proxies": [], "hyperapi.debug": False}
+    request = PyramidRequest.blank("/", environ={"retry.attempt": attempt})
+    request.environ["retry.attempts"] = attempts
+    request.registry = registry
+    request.set_property(request_id, "request_id", reify=True)
+    return request
+
+
+def failing(request):
+    raise LostRace("lost a race")
+
+
+def test_the_tween_lets_pyramid_retry_replay_a_lost_race_until_the_last_attempt(caplog):
+    tween = negotiation_tween_factory(failing, Registry("test"))
+    with pytest.raises(LostRace):
+        tween(tween_request(0, 3))
+    with caplog.at_level(logging.ERROR, logger="hyperapi.errors"):
+        response = tween(tween_request(2, 3))
+    assert response.status_int == 500
+    assert json.loads(response.body)["type"] == "/api/v1/problems/internal"
+    assert response.headers["X-Request-ID"] in caplog.text
