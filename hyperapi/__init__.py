@@ -13,6 +13,8 @@ def main(global_config, **settings):
         config.commit()
         # Defaults, coercion and HYPERAPI_* environment overrides, checked before anything runs.
         config.include(".settings")
+        # request.client_address and the public URL, believing only trusted proxies.
+        config.include(".proxy")
         # Engines, request.dbsession, pyramid_tm and pyramid_retry.
         config.include(".models")
         # The body size limit, held before pyramid_retry copies a request's body.

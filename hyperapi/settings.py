@@ -32,7 +32,9 @@ def as_list(value: Any) -> list[str]:
 
 
 def as_networks(value: Any) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [ipaddress.ip_network(v, strict=False) for v in as_list(value)]
+    # Separated by whitespace or commas (HYPERAPI_TRUSTED_PROXIES=10.0.0.0/8,fd00::/8).
+    parts = [part for item in as_list(value) for part in item.split(",") if part]
+    return [ipaddress.ip_network(part, strict=False) for part in parts]
 
 
 def as_optional(value: Any) -> str | None:
