@@ -25,6 +25,8 @@ def main(global_config, **settings):
         config.include(".errors")
         # Authentication schemes, permissions, and the 401/403 responses.
         config.include(".security")
+        # Rate-limit policies and counters, and the failed-login guard HTTP Basic consults.
+        config.include(".ratelimit")
         # Cornice, and the one Service subclass every resource is declared with.
         config.include(".resources")
         # Every route, by name, under /api/v1.

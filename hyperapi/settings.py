@@ -71,6 +71,30 @@ DEFAULTS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "hyperapi.argon2.parallelism": ("4", as_int),
     # Redis, for the stores that can use it (rate limits, revocations, response cache).
     "hyperapi.redis.url": ("", str),
+    # Rate limits (see hyperapi.ratelimit): off only where something in front already limits.
+    "hyperapi.ratelimit.enabled": ("true", asbool),
+    # Requests per window, per user (authenticated) or per client address, `limits` notation.
+    "hyperapi.ratelimit.default": ("300/minute", str),
+    # Stricter limits by route and method, one per line: `POST tokens = 10/minute`.
+    "hyperapi.ratelimit.routes": ("POST tokens = 10/minute\nPOST users.collection = 20/hour", str),
+    # Failed password checks per client address, enforced before any password is hashed.
+    "hyperapi.ratelimit.authentication_failures": ("10/minute", str),
+    # Route names neither counted nor annotated with RateLimit fields.
+    "hyperapi.ratelimit.exempt_routes": (
+        "health.heartbeat health.lbheartbeat health.version",
+        as_list,
+    ),
+    # Where counters live: memory:// (this process only) or redis://host:6379/0 (shared).
+    "hyperapi.ratelimit.storage_url": ("memory://", str),
+    # fixed-window, sliding-window-counter or moving-window (see hyperapi.ratelimit.limiter).
+    "hyperapi.ratelimit.strategy": ("fixed-window", str),
+    # Prefix of the counters' keys in a shared storage, to share one Redis between apps.
+    "hyperapi.ratelimit.key_prefix": ("hyperapi", str),
+    # When the storage is unreachable: serve unlimited (true) or answer 503 (false).
+    "hyperapi.ratelimit.fail_open": ("true", asbool),
+    # Seconds to wait for the storage, and to leave it alone after it failed.
+    "hyperapi.ratelimit.storage_timeout": ("0.25", float),
+    "hyperapi.ratelimit.storage_retry": ("1", float),
     "sqlalchemy.url": ("sqlite:///hyperapi.sqlite", str),
     "sqlalchemy.pool_size": ("5", as_int),
     "sqlalchemy.max_overflow": ("10", as_int),

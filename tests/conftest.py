@@ -43,6 +43,10 @@ TEST_SETTINGS = {
     "hyperapi.argon2.time_cost": "1",
     "hyperapi.argon2.memory_cost": "8",
     "hyperapi.argon2.parallelism": "1",
+    # Limits no test reaches by accident; tests of rate limiting build apps with small ones.
+    "hyperapi.ratelimit.default": "1000000/hour",
+    "hyperapi.ratelimit.routes": "",
+    "hyperapi.ratelimit.authentication_failures": "1000000/hour",
 }
 
 

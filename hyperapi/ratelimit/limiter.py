@@ -1,0 +1,180 @@
+"""Counting requests against policies with the ``limits`` library, and what a refusal says.
+
+Counters live in the storage named by ``hyperapi.ratelimit.storage_url``: ``memory://`` (the
+default) counts in this process only; ``redis://host:6379/0`` counts in Redis, where every
+hit is one atomic Lua script, so every process and machine sharing that Redis shares one
+budget. ``hyperapi.ratelimit.strategy`` picks the ``limits`` strategy:
+
+- ``fixed-window`` (the default): a counter that starts at a client's first request and
+  resets ``w`` seconds later. One counter per client, and exactly the model the RateLimit
+  fields describe (``r`` requests left, reset in ``t`` seconds). A client can send up to
+  twice its quota across a window boundary.
+- ``sliding-window-counter``: weighs the previous window's count, smoothing that boundary
+  burst, at the cost of two counters and an approximate ``t``.
+- ``moving-window``: exact over any ``w``-second span, but stores one timestamp per request
+  (``q`` entries per client).
+
+When the storage cannot be reached the limiter *fails open* (the request is served,
+unlimited, without a ``RateLimit`` field) or, with ``hyperapi.ratelimit.fail_open = false``,
+closed (503). Either way it logs a warning at most once a minute, and leaves the storage alone
+for ``hyperapi.ratelimit.storage_retry`` seconds so that a dead Redis does not add a timeout
+to every request.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import limits
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, storage_from_string
+from limits.strategies import STRATEGIES
+
+from ..errors import Problem
+from .policies import Policy
+
+log = logging.getLogger(__name__)
+
+#: How often the "storage unavailable" warning may be logged.
+WARNING_LIMIT = limits.parse("1/minute")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the limiter decided for one request under one policy."""
+
+    policy: Policy
+    allowed: bool
+    #: Requests left and seconds until the quota resets; None when the storage did not answer.
+    remaining: int | None = None
+    reset_after: int | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.remaining is not None
+
+    def headers(self) -> dict[str, str]:
+        """The draft-ietf-httpapi-ratelimit-headers fields for this outcome."""
+        headers = {"RateLimit-Policy": self.policy.announcement()}
+        if self.remaining is not None and self.reset_after is not None:
+            headers["RateLimit"] = self.policy.status(self.remaining, self.reset_after)
+        return headers
+
+
+def quota_exceeded(outcome: Outcome, detail: str | None = None) -> Problem:
+    """429 (RFC 6585 §4) with ``Retry-After`` (RFC 9110 §10.2.3) and the RateLimit fields."""
+    retry_after = max(1, outcome.reset_after or 1)
+    return Problem(
+        "quota-exceeded",
+        detail
+        or f"Too many requests: policy {outcome.policy.name!r} allows "
+        f"{outcome.policy.quota} every {outcome.policy.window} seconds. "
+        f"Retry in {retry_after} seconds.",
+        headers={**outcome.headers(), "Retry-After": str(retry_after)},
+        **{"violated-policies": [outcome.policy.name]},
+    )
+
+
+def limiter_unavailable(outcome: Outcome, retry_after: float) -> Problem:
+    """503 when the counters cannot be reached and the limiter is set to fail closed."""
+    return Problem(
+        "service-unavailable",
+        "Requests cannot be counted against their rate limit just now; retry shortly.",
+        headers={**outcome.headers(), "Retry-After": str(max(1, math.ceil(retry_after)))},
+    )
+
+
+class Limiter:
+    """A ``limits`` strategy over a storage, with the failure behaviour described above."""
+
+    def __init__(
+        self,
+        storage_url: str = "memory://",
+        strategy: str = "fixed-window",
+        *,
+        fail_open: bool = True,
+        key_prefix: str = "hyperapi",
+        timeout: float = 0.25,
+        retry_interval: float = 1.0,
+        clock=time.monotonic,
+    ):
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+        options: dict = {"wrap_exceptions": True}
+        self.shared = not storage_url.startswith("memory")
+        if storage_url.split(":", 1)[0] in ("redis", "rediss", "redis+unix"):
+            options.update(
+                key_prefix=key_prefix, socket_timeout=timeout, socket_connect_timeout=timeout
+            )
+        try:
+            self.storage = storage_from_string(storage_url, **options)
+        except limits.errors.ConfigurationError as exc:
+            raise ValueError(f"storage {storage_url!r}: {exc}") from None
+        self.strategy = STRATEGIES[strategy](self.storage)
+        self.sliding = strategy == "sliding-window-counter"
+        self.fail_open = fail_open
+        self.retry_interval = retry_interval
+        self.clock = clock
+        self.unavailable_until = 0.0
+        # Even the warning about an unavailable storage is rate limited, in memory.
+        self.warnings = STRATEGIES["fixed-window"](MemoryStorage())
+
+    @classmethod
+    def from_settings(cls, settings) -> Limiter:
+        return cls(
+            settings["hyperapi.ratelimit.storage_url"] or "memory://",
+            settings["hyperapi.ratelimit.strategy"],
+            fail_open=settings["hyperapi.ratelimit.fail_open"],
+            key_prefix=settings["hyperapi.ratelimit.key_prefix"],
+            timeout=settings["hyperapi.ratelimit.storage_timeout"],
+            retry_interval=settings["hyperapi.ratelimit.storage_retry"],
+        )
+
+    def hit(self, policy: Policy, key: str) -> Outcome:
+        """Count one request of ``key`` against ``policy``."""
+        return self._ask(policy, key, consume=True)
+
+    def peek(self, policy: Policy, key: str) -> Outcome:
+        """Whether ``key`` has quota left under ``policy``, without counting a request."""
+        return self._ask(policy, key, consume=False)
+
+    def check(self) -> bool:
+        """Whether the storage answers (for ``/__heartbeat__``)."""
+        try:
+            return bool(self.storage.check())
+        except Exception:  # any failure means "not ready"; the reason goes to the log
+            log.warning("rate limit storage check failed", exc_info=True)
+            return False
+
+    def _ask(self, policy: Policy, key: str, *, consume: bool) -> Outcome:
+        if self.clock() < self.unavailable_until:
+            return Outcome(policy, allowed=self.fail_open)
+        item = policy.limit
+        try:
+            allowed = self.strategy.hit(item, policy.name, key) if consume else True
+            reset_at, remaining = self.strategy.get_window_stats(item, policy.name, key)
+        except StorageError as exc:
+            return self._unavailable(policy, exc.storage_error)
+        reset_after = max(0, math.ceil(reset_at - time.time()))
+        if reset_after == 0 and remaining < item.amount:
+            # The quota has not reset, so "0 seconds" cannot be right: Redis gives TTLs in
+            # whole seconds rounded down, and the library's sliding-window-counter estimate
+            # (a remainder modulo the window) wraps to 0 when a whole window is left.
+            reset_after = policy.window if self.sliding else 1
+        if not consume:
+            allowed = remaining > 0
+        return Outcome(policy, allowed=allowed, remaining=remaining, reset_after=reset_after)
+
+    def _unavailable(self, policy: Policy, error: Exception) -> Outcome:
+        self.unavailable_until = self.clock() + self.retry_interval
+        if self.warnings.hit(WARNING_LIMIT, "storage-unavailable"):
+            log.warning(
+                "rate limit storage unavailable (%s: %s); failing %s",
+                type(error).__name__,
+                error,
+                "open: requests are not limited" if self.fail_open else "closed: 503",
+            )
+        return Outcome(policy, allowed=self.fail_open)
