@@ -93,3 +93,18 @@ class IVerificationCache(Interface):
 
     def set(key, value, ttl):
         """Store ``value`` under ``key`` for ``ttl`` seconds."""
+
+
+class IResponseStore(Interface):
+    """Where the response cache (hyperapi.resources.cache) keeps its entries.
+
+    Chosen by ``hyperapi.response_cache.backend``: ``memory``, ``redis`` or a dotted path;
+    the class is called with the registry. Values are opaque bytes; a store that cannot
+    answer returns None (a miss) rather than raising.
+    """
+
+    def get(key):
+        """The bytes stored under ``key`` if they have not expired, else None."""
+
+    def set(key, value, ttl):
+        """Store ``value`` under ``key`` for ``ttl`` seconds."""

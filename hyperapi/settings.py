@@ -71,6 +71,16 @@ DEFAULTS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "hyperapi.argon2.parallelism": ("4", as_int),
     # Redis, for the stores that can use it (rate limits, revocations, response cache).
     "hyperapi.redis.url": ("", str),
+    # Conditional requests: writes to an existing resource without If-Match get 428.
+    "hyperapi.require_if_match": ("false", asbool),
+    # Seconds that shared caches may keep the public documents (entry, problem types, OpenAPI).
+    "hyperapi.http_cache.max_age": ("60", as_int),
+    # Routes whose GET responses are the same for everyone: Cache-Control public, max-age.
+    "hyperapi.http_cache.public_routes": ("api.root api.problem api.openapi api.docs", as_list),
+    # Server-side response cache: route=seconds entries, where entries live, how many (memory).
+    "hyperapi.response_cache.routes": ("", as_list),
+    "hyperapi.response_cache.backend": ("memory", str),
+    "hyperapi.response_cache.max_entries": ("10000", as_int),
     # Rate limits (see hyperapi.ratelimit): off only where something in front already limits.
     "hyperapi.ratelimit.enabled": ("true", asbool),
     # Requests per window, per user (authenticated) or per client address, `limits` notation.

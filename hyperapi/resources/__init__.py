@@ -9,7 +9,7 @@ from .declaration import Relation, Resource, request_schema
 from .paging import CursorCodec
 from .representation import respond
 from .service import Service
-from .views import relation_service, services
+from .views import lost_write_race, relation_service, services
 
 __all__ = [
     "Relation",
@@ -27,3 +27,7 @@ def includeme(config) -> None:
     # A versioned UPDATE/DELETE that matched no row lost a race with another writer: replay
     # the request, which then sees the new version (and, with If-Match, answers 412).
     mark_error_retryable(StaleDataError)
+    # Should every replay lose the race too, the client is told to retry, not that we failed.
+    config.add_exception_view(lost_write_race, context=StaleDataError)
+    # The server-side response cache of the routes that enable it.
+    config.include(".cache")

@@ -45,7 +45,8 @@ class Resource:
     update: Callable[[Any, Any, dict], None] | None = None
     #: ``delete(request, instance)``: what must happen besides deleting the row.
     before_delete: Callable[[Any, Any], None] | None = None
-    #: ``variant(request, row) -> str``: which fields of the row this viewer sees.
+    #: ``variant(request, row) -> str``: which fields of the row this viewer sees. It may
+    #: read only ``row.id``: a 304 is decided from a row of id, version and updated_at.
     variant: Callable[[Any, Any], str] | None = None
     #: The 409 detail when a write collides with a unique constraint.
     conflict: str = "It conflicts with an existing resource."

@@ -77,3 +77,33 @@ def no_content(request, headers: dict[str, str] | None = None) -> Response:
     if headers:
         response.headers.update(headers)
     return response
+
+
+#: What a 304 keeps of the 200 it stands for (RFC 9110 §15.4.5: the fields a 200 would
+#: have carried that caches use to update what they stored).
+NOT_MODIFIED_FIELDS = frozenset(
+    ("cache-control", "content-location", "date", "etag", "expires", "last-modified", "vary")
+)
+
+
+def not_modified(
+    etag: str | None = None,
+    last_modified: dt.datetime | None = None,
+    headers: Iterable[tuple[str, str]] = (),
+) -> Response:
+    """A 304: no body, no Content-Type, and the validators and caching fields of ``headers``.
+
+    ``headers`` are those of the full response (when there is one) whose kept fields are
+    copied; ``etag`` and ``last_modified`` are used when it has none.
+    """
+    response = Response(status=304)
+    del response.content_type
+    del response.content_length
+    for name, value in headers:
+        if name.lower() in NOT_MODIFIED_FIELDS:
+            response.headers.add(name, value)
+    if etag is not None and "ETag" not in response.headers:
+        response.headers["ETag"] = etag
+    if last_modified is not None and "Last-Modified" not in response.headers:
+        response.last_modified = last_modified
+    return response

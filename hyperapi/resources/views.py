@@ -129,15 +129,15 @@ def check_write(request, found: Validators | None, *, required: bool, body=None)
     ``body()`` gives the current representation that a 412 carries.
     """
     conditions = current.conditions(request)
-    if required and conditions.if_match is None:
-        if request.registry.settings["hyperapi.require_if_match"]:
-            raise Problem(
-                "precondition-required",
-                "This server only accepts conditional writes, so that no change is lost: GET "
-                "the resource, then repeat this request with its ETag in If-Match. A 412 "
-                "answer means someone changed it since; GET it again and reapply the change.",
-                required="If-Match",
-            )
+    settings = request.registry.settings
+    if required and conditions.if_match is None and settings["hyperapi.require_if_match"]:
+        raise Problem(
+            "precondition-required",
+            "This server only accepts conditional writes, so that no change is lost: GET "
+            "the resource, then repeat this request with its ETag in If-Match. A 412 "
+            "answer means someone changed it since; GET it again and reapply the change.",
+            required="If-Match",
+        )
     if not conditions or evaluate(request.method, conditions, found) is Outcome.PROCEED:
         return
     members = {}
@@ -165,6 +165,15 @@ def item_preconditions(resource: Resource):
         )
 
     return check
+
+
+def lost_write_race(exc, request) -> Problem:
+    """A versioned UPDATE/DELETE matched no row on the last attempt pyramid_retry allowed."""
+    return Problem(
+        "conflict",
+        "The resource was changed by another request while this one was writing it; "
+        "GET it again and retry.",
+    )
 
 
 # -- collections ------------------------------------------------------------------------

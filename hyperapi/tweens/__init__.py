@@ -5,7 +5,8 @@ From the outside in (a request meets them in this order, a response in the rever
 1. negotiation  renders every error as problem+json or, for browsers, HTML
 2. ratelimit    counts the request against its policy and may answer 429; it runs inside
                pyramid_tm because counting per user authenticates the request
-3. conditional  answers 304 for GET/HEAD whose validators match
+3. conditional  answers 304 (or 412) for GET/HEAD whose preconditions say so, and sets
+               Cache-Control and Vary: Accept
 
 ``ptweens development.ini`` shows the order in force.
 """
@@ -18,6 +19,7 @@ NEGOTIATION = "hyperapi.tweens.negotiation.negotiation_tween_factory"
 #: pyramid_tm's tween, which sits over Pyramid's exception views.
 TRANSACTION = "pyramid_tm.tm_tween_factory"
 RATELIMIT = "hyperapi.tweens.ratelimit.ratelimit_tween_factory"
+CONDITIONAL = "hyperapi.tweens.conditional.conditional_tween_factory"
 
 
 def includeme(config) -> None:
@@ -27,3 +29,6 @@ def includeme(config) -> None:
     # Inside the transaction (request.identity reads the database), over the exception
     # views so that every error response it lets through carries the RateLimit fields.
     config.add_tween(RATELIMIT, under=TRANSACTION, over=EXCVIEW)
+    # Innermost: it sees the view's (or exception view's) response first, so a 304 it makes
+    # is what the outer tweens annotate.
+    config.add_tween(CONDITIONAL, under=RATELIMIT, over=EXCVIEW)

@@ -1,0 +1,113 @@
+"""Validators without the representation: what makes a 304 cheap.
+
+A conditional GET that ends in 304 should cost as little as possible, so its decision must
+not build the representation or even load the row through the ORM. This module finds the
+validators (RFC 9110 §8.8) of an item or a collection from the little they are made of:
+
+- an item: its row's ``version`` and ``updated_at`` (plus the viewer's variant and the
+  media type, which need no database), read with one Core ``SELECT id, version,
+  updated_at ... WHERE id = :id`` on the request's connection, no ORM identity map,
+  no object, no representation;
+- a collection: its ``collection_states`` rows (one indexed query for every collection it
+  depends on) and, for a sub-collection, its parent's version.
+
+Why a primary-key SELECT rather than a version cache in memory or Redis: hyperapi runs as
+several processes, and a version cached in one process is not invalidated by a write in
+another, so a memory cache would answer 304 after a change: wrong, not slow. A shared
+cache would be right but costs a network round trip, which is what the indexed SELECT
+costs too (less, on SQLite), and it adds a second source of truth that every write,
+including ``counter_change``'s bulk UPDATEs, would have to keep in step. The row is the
+one place a write cannot forget to update.
+
+The same values give the ETag and Last-Modified of full responses (representation.py), so
+a 304 decided here and a 200 built later always agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select
+
+from ..models.collections import CollectionState
+from .declaration import Resource
+from .preconditions import Conditions, Validators
+from .representation import collection_etag, item_etag, media_type
+
+#: Where a request's parsed preconditions are kept, so they are parsed once.
+CONDITIONS_KEY = "hyperapi.conditions"
+
+
+def conditions(request) -> Conditions:
+    """The request's preconditions, parsed once per request."""
+    environ = request.environ
+    parsed = environ.get(CONDITIONS_KEY)
+    if parsed is None:
+        parsed = environ[CONDITIONS_KEY] = Conditions.from_headers(request.headers)
+    return parsed
+
+
+def of_item(request, resource: Resource, row) -> Validators:
+    """The validators of ``row``'s representation for this request.
+
+    ``row`` may be a full row, an ORM instance or the narrow row of :func:`item`; the
+    resource's ``variant`` must therefore read nothing but ``id`` (see Resource.variant).
+    """
+    etag = item_etag(row.version, resource.view_variant(request, row), media_type(request))
+    return Validators(etag, row.updated_at)
+
+
+def item(request, resource: Resource, ident: int) -> Validators | None:
+    """The validators of item ``ident`` (None when there is none), with no ORM work."""
+    table = resource.table
+    statement = select(table.c.id, table.c.version, table.c.updated_at).where(table.c.id == ident)
+    row = request.dbsession.connection().execute(statement).first()
+    return None if row is None else of_item(request, resource, row)
+
+
+def lock_collections(request, names: tuple[str, ...]) -> None:
+    """Hold the collections' state rows until the transaction ends (``SELECT ... FOR UPDATE``).
+
+    A POST with ``If-Match`` compares the collection's ETag and then creates: on PostgreSQL
+    a second such POST must wait here and then see the first one's version, or both would
+    match the same ETag. SQLite needs no lock: a write transaction begins with
+    ``BEGIN IMMEDIATE`` and so already excludes every other writer.
+    """
+    table = CollectionState.__table__
+    statement = (
+        select(table.c.name)
+        .where(table.c.name.in_(sorted(names)))
+        .order_by(table.c.name)
+        .with_for_update()
+    )
+    request.dbsession.execute(statement).all()
+
+
+def of_collection(
+    request,
+    dependencies: tuple[str, ...],
+    state: dict[str, tuple[int, int, dt.datetime]],
+    parent: Any = None,
+) -> Validators:
+    """The validators of a collection page from its state rows, before any page query.
+
+    The ETag digests what changes the page's bytes: the version of every collection it
+    depends on (bumped by each create, update and delete, so a delete changes it too), the
+    parent's version for a sub-collection, the query string, the media type and the viewer
+    (whose variant of each member may differ).
+    """
+    etag = collection_etag(
+        [
+            *(state[name][0] for name in dependencies),
+            parent.version if parent is not None else "",
+            request.query_string,
+            media_type(request),
+            request.authenticated_userid or "",
+        ]
+    )
+    modified = max(
+        [state[name][2] for name in dependencies]
+        + ([parent.updated_at] if parent is not None else [])
+    )
+    return Validators(etag, modified)
