@@ -173,7 +173,7 @@ def report(args, options, targets, facts, argv) -> None:
         for variant, target in targets.items()
     ]
     command = shlex.join(["python", "bench/ratelimit.py", *(argv or sys.argv[1:])])
-    wrk = harness.shown_command(off.argv, {"token": "-", "basic": "-"})
+    wrk = harness.shown_command(off.argv, {"token": "\0", "basic": "\0"})  # no secrets here
     lines = [
         "# Rate limiter cost per request",
         "",
