@@ -157,6 +157,9 @@ def item_preconditions(resource: Resource):
 
     def check(request, **kwargs) -> None:
         instance = load_instance(request, resource, path_id(request, resource))
+        # The write must change this very object: the session's identity map holds it only
+        # weakly, and a reload could bring a version other than the one checked.
+        request.validated["instance"] = instance
         check_write(
             request,
             current.of_item(request, resource, instance),
@@ -383,9 +386,7 @@ def item_get(request, resource: Resource) -> Response:
 
 def item_write(request, resource: Resource) -> Response:
     """PUT (every writable field, absent optional ones reset) or PATCH (only those sent)."""
-    # The instance item_preconditions loaded and checked (the session's identity map
-    # returns it without a query).
-    instance = load_instance(request, resource, path_id(request, resource))
+    instance = request.validated["instance"]  # as item_preconditions checked it
     data = request.validated["body"]
     if resource.update:
         resource.update(request, instance, data)
@@ -402,7 +403,7 @@ def item_write(request, resource: Resource) -> Response:
 
 
 def item_delete(request, resource: Resource) -> Response:
-    instance = load_instance(request, resource, path_id(request, resource))
+    instance = request.validated["instance"]  # as item_preconditions checked it
     if resource.before_delete:
         resource.before_delete(request, instance)
     request.dbsession.delete(instance)
