@@ -9,8 +9,9 @@ from ..errors import Problem
 from ..models import Follow, Post, User
 from ..models.collections import bump
 from ..resources import Relation, Resource, Service, relation_service, services
-from ..resources.representation import no_content
-from ..resources.views import flush, load_instance, path_id
+from ..resources.preconditions import Validators
+from ..resources.representation import item_etag, media_type, no_content
+from ..resources.views import check_write, flush, load_instance, path_id, validator_headers
 from ..schemas.types import String, format_datetime
 from ..schemas.users import user_body, user_replace_body
 
@@ -159,24 +160,38 @@ def _pair(request) -> tuple[int, int]:
     return follower, other
 
 
+def follow_validators(request, existing: Follow | None) -> Validators | None:
+    """A follow's ETag and Last-Modified, so that its writes can be conditional too."""
+    if existing is None:
+        return None
+    return Validators(item_etag(existing.version, "", media_type(request)), existing.updated_at)
+
+
 def follow(request):
-    """Idempotent: following someone already followed changes nothing."""
+    """Idempotent: following someone already followed changes nothing.
+
+    ``If-None-Match: *`` makes it "follow only if not yet following" (412 otherwise).
+    """
     follower, other = _pair(request)
     session = request.dbsession
-    if session.get(Follow, (follower, other)) is None:
-        session.add(Follow(follower_id=follower, followed_id=other))
+    existing = session.get(Follow, (follower, other))
+    check_write(request, follow_validators(request, existing), required=existing is not None)
+    if existing is None:
+        existing = Follow(follower_id=follower, followed_id=other)
+        session.add(existing)
         flush(request, users)
         counter_change(session, [follower], "followed_count", +1)
         counter_change(session, [other], "follower_count", +1)
         bump(session, "follows", +1)
         bump(session, "users")
-    return no_content(request)
+    return no_content(request, headers=validator_headers(follow_validators(request, existing)))
 
 
 def unfollow(request):
     follower, other = _pair(request)
     session = request.dbsession
     existing = session.get(Follow, (follower, other))
+    check_write(request, follow_validators(request, existing), required=existing is not None)
     if existing is not None:
         session.delete(existing)
         flush(request, users)

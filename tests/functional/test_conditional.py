@@ -338,3 +338,14 @@ def test_bad_response_cache_routes_refuse_to_start(app_factory):
 
     with pytest.raises(ConfigurationError):
         app_factory(**{"hyperapi.response_cache.routes": "posts.collection"})
+
+
+def test_follow_can_be_conditional_too(testapp, alice, bob):
+    path = f"/api/v1/users/{alice['id']}/followed/{bob['id']}"
+    create_only = {**alice["auth"], "If-None-Match": "*"}
+    followed = testapp.put(path, headers=create_only, status=204)
+    assert followed.headers["ETag"]
+    testapp.put(path, headers=create_only, status=412)  # already following
+    testapp.delete(path, headers={**alice["auth"], "If-Match": '"stale"'}, status=412)
+    testapp.delete(path, headers={**alice["auth"], "If-Match": followed.headers["ETag"]})
+    testapp.delete(path, headers={**alice["auth"], "If-Match": "*"}, status=412)  # gone
