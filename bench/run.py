@@ -692,7 +692,17 @@ def tool_version(argv: list[str]) -> str:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
-    return (done.stdout or done.stderr).strip().splitlines()[0]
+    lines = (done.stdout or done.stderr).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def hyperapi_revision() -> str:
+    """The commit measured, and whether the work tree had changes on top of it."""
+    commit = tool_version(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+    changed = tool_version(["git", "-C", str(ROOT), "status", "--porcelain", "--", "hyperapi"])
+    return f"{commit}" + (
+        " with uncommitted changes in hyperapi/" if changed != "unknown" and changed else ""
+    )
 
 
 def machine_facts(options: Options, backends: list[str]) -> dict[str, str]:
@@ -719,6 +729,7 @@ def machine_facts(options: Options, backends: list[str]) -> dict[str, str]:
         + (f" x {options.gthreads} threads" if options.worker_class == "gthread" else ""),
         "SQLAlchemy": sqlalchemy.__version__,
         "backends": ", ".join(backends),
+        "hyperapi": hyperapi_revision(),
     }
     if "postgresql" in backends:
         facts["PostgreSQL"] = tool_version(["psql", "--version"])
@@ -797,6 +808,21 @@ def goal_rows(targets: list[Target]) -> list[list[str]]:
     return rows
 
 
+def noise_note(facts: dict[str, str]) -> list[str]:
+    """Say so when other work shared the machine: the absolute figures suffer from it."""
+    busiest = max(float(facts[key].split()[0]) for key in ("load at start", "load at end"))
+    cores = int(facts["nproc"])
+    if busiest <= cores / 2:
+        return []
+    return [
+        f"**A busy machine:** the load average reached {busiest:.2f} on {cores} cores, so",
+        "other work shared the CPUs with this run. Interleaving keeps the ratios fair, but",
+        "the absolute figures are low and noisy (see the per-round columns); re-run on a",
+        "quiet machine before quoting them.",
+        "",
+    ]
+
+
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -822,6 +848,7 @@ def report(options, scenarios, targets, contexts, rss, facts) -> None:
         "",
         *table(["fact", "value"], [[k, v] for k, v in facts.items()]),
         "",
+        *noise_note(facts),
         "## Goals",
         "",
         "Ratios of medians (`rps`: requests per second, `p50`: median latency).",
