@@ -68,6 +68,17 @@ SERVERS: dict[str, dict] = {
             "hyperapi.ratelimit.default": "1000000000/minute",
         },
     },
+    "hyperapi-cached": {
+        "title": "hyperapi with the response cache on the collections (memory, 60 s)",
+        "app": "egg:hyperapi",
+        "database": True,
+        "settings": {
+            "hyperapi.environment": "production",
+            "hyperapi.debug": "false",
+            "hyperapi.ratelimit.default": "1000000000/minute",
+            "hyperapi.response_cache.routes": "students.collection=60 users.collection=60",
+        },
+    },
     "flask": {
         "title": "Flask + Flask-SQLAlchemy",
         "app": "call:flask_app:main",
@@ -114,6 +125,27 @@ SCENARIOS: list[dict] = [
         "args": ["path=/api/v1/users/{other_user}", BASIC],
         "versus": ["item-get-bearer"],
         "goals": [{"versus": "item-get-bearer", "metric": "rps", "at_least": 0.8, "issue": 3}],
+    },
+    {
+        "name": "item-get-304",
+        "title": "Conditional item GET answered 304 (If-None-Match: the current ETag)",
+        "servers": ["hyperapi", "cornice"],
+        "script": "request.lua",
+        "args": [
+            "path=/api/v1/users/{other_user}",
+            BEARER,
+            "header=If-None-Match: {other_user_etag}",
+        ],
+        "versus": ["cornice", "item-get-bearer"],
+        "goals": [{"versus": "cornice", "metric": "rps", "at_least": 0.85, "issue": 4}],
+    },
+    {
+        "name": "collection-page-cached",
+        "title": "Collection GET, 25 items, with and without the response cache",
+        "servers": ["hyperapi-cached", "hyperapi"],
+        "script": "request.lua",
+        "args": ["path=/api/v1/students?per_page=25", BEARER],
+        "versus": ["hyperapi"],
     },
     {
         "name": "collection-page-1",
