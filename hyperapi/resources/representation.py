@@ -50,6 +50,17 @@ def collection_etag(parts: Iterable[Any]) -> str:
     return '"c' + digest(*parts) + '"'
 
 
+def content_etag(body: bytes, content_type: str | None) -> str:
+    """Strong ETag of a document that is the same for everyone: a digest of its bytes.
+
+    The media type is part of it: the same bytes as JSON and as HAL are two
+    representations, which RFC 9110 §8.8.3 wants told apart.
+    """
+    hashed = hashlib.blake2b((content_type or "").encode() + b"\n", digest_size=12)
+    hashed.update(body)
+    return '"b' + hashed.hexdigest() + '"'
+
+
 def respond(
     request,
     data: Any,

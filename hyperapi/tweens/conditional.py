@@ -13,7 +13,8 @@ this tween covers every other response and is the one place the 304's shape is s
 Then, for every response, the caching policy (RFC 9111 §5.2.2), unless the view set one:
 
 - the routes in ``hyperapi.http_cache.public_routes`` (the entry document, problem types,
-  the OpenAPI document), answered 2xx/304 to GET/HEAD: ``public, max-age=<max_age>``;
+  the OpenAPI document), answered 2xx/304 to GET/HEAD: ``public, max-age=<max_age>``, and
+  a strong ETag digesting the bytes when the view gave none, so they can be revalidated;
 - other successful responses: ``private, no-cache``: a client may store them but must
   revalidate (cheaply, with the ETag), and no shared cache may serve them to someone else;
 - errors: ``no-store`` (a 404 is heuristically cacheable otherwise, RFC 9111 §4.2.2).
@@ -28,7 +29,7 @@ import json
 
 from ..errors import Problem
 from ..resources.preconditions import Outcome, Validators, evaluate
-from ..resources.representation import not_modified
+from ..resources.representation import content_etag, not_modified
 from ..resources.validators import conditions
 from ..settings import ConfigurationError
 
@@ -87,17 +88,17 @@ def conditional_tween_factory(handler, registry):
     def conditional_tween(request):
         response = handler(request)
         read = request.method in READS
+        route = request.matched_route
+        shared = read and route is not None and route.name in public_routes
+        if shared and response.status_code == 200 and "ETag" not in response.headers:
+            # The same bytes for everyone: their digest is a strong validator.
+            response.headers["ETag"] = content_etag(response.body, response.content_type)
         if read:
             response = conditional_response(request, response)
-        status = response.status_code
         if "Cache-Control" not in response.headers:
-            if status >= 400:
+            if response.status_code >= 400:
                 response.headers["Cache-Control"] = "no-store"
-            elif (
-                read
-                and request.matched_route is not None
-                and request.matched_route.name in public_routes
-            ):
+            elif shared:
                 response.headers["Cache-Control"] = public
             else:
                 response.headers["Cache-Control"] = "private, no-cache"

@@ -255,6 +255,11 @@ def test_entry_document_is_publicly_cacheable_and_revalidatable(testapp):
     entry = testapp.get("/api/v1/")
     assert entry.headers["Cache-Control"] == "public, max-age=60"
     assert "Accept" in entry.vary
+    again = testapp.get("/api/v1/", headers={"If-None-Match": entry.headers["ETag"]}, status=304)
+    assert again.headers["Cache-Control"] == "public, max-age=60"
+    assert again.headers["ETag"] == entry.headers["ETag"] and again.body == b""
+    hal = testapp.get("/api/v1/", headers={"Accept": "application/hal+json"})
+    assert hal.headers["ETag"] != entry.headers["ETag"]  # other bytes, other validator
 
 
 def test_public_max_age_is_configurable(app_factory, clean):
