@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import json
 
+from pyramid.interfaces import IRoutesMapper
+
 from ..errors import Problem
 from ..resources.preconditions import Outcome, Validators, evaluate
 from ..resources.representation import content_etag, not_modified
@@ -77,9 +79,20 @@ def conditional_response(request, response):
     return response
 
 
+def check_routes(registry, setting: str, names) -> None:
+    """Fail at start-up on a route name that names no route (a typo would silently do nothing)."""
+    mapper = registry.getUtility(IRoutesMapper)
+    unknown = sorted(name for name in names if mapper.get_route(name) is None)
+    if unknown:
+        raise ConfigurationError(f"{setting}: no route named {', '.join(unknown)}")
+
+
 def conditional_tween_factory(handler, registry):
     settings = registry.settings
     public_routes = frozenset(settings["hyperapi.http_cache.public_routes"])
+    # Checked here because every route exists by the time tweens are built.
+    check_routes(registry, "hyperapi.http_cache.public_routes", public_routes)
+    check_routes(registry, "hyperapi.response_cache.routes", registry.response_cache.timeouts)
     max_age = settings["hyperapi.http_cache.max_age"]
     if max_age < 0:
         raise ConfigurationError("hyperapi.http_cache.max_age must not be negative")

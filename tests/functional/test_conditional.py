@@ -354,3 +354,14 @@ def test_follow_can_be_conditional_too(testapp, alice, bob):
     testapp.delete(path, headers={**alice["auth"], "If-Match": '"stale"'}, status=412)
     testapp.delete(path, headers={**alice["auth"], "If-Match": followed.headers["ETag"]})
     testapp.delete(path, headers={**alice["auth"], "If-Match": "*"}, status=412)  # gone
+
+
+@pytest.mark.parametrize(
+    "setting", ["hyperapi.response_cache.routes", "hyperapi.http_cache.public_routes"]
+)
+def test_a_route_name_that_names_no_route_refuses_to_start(app_factory, setting):
+    from hyperapi.settings import ConfigurationError
+
+    value = "post.collection=30" if setting.startswith("hyperapi.response") else "api.rot"
+    with pytest.raises(ConfigurationError, match="no route named"):
+        app_factory(**{setting: value})
