@@ -17,6 +17,7 @@ and the replay (pyramid_retry) answers 412.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pyramid.response import Response
@@ -121,7 +122,13 @@ def validator_headers(found: Validators) -> dict[str, str]:
     return headers
 
 
-def check_write(request, found: Validators | None, *, required: bool, body=None) -> None:
+def check_write(
+    request,
+    found: Validators | None,
+    *,
+    required: bool,
+    body: Callable[[], Any] | None = None,
+) -> None:
     """Evaluate a write's preconditions before anything changes; raise 428 or 412.
 
     ``found`` is None when the target has no current representation. ``required`` says
@@ -153,7 +160,12 @@ def check_write(request, found: Validators | None, *, required: bool, body=None)
 
 
 def item_preconditions(resource: Resource):
-    """The Cornice validator that checks an item write's preconditions, 404 first."""
+    """The Cornice validator that checks an item write's preconditions, 404 first.
+
+    PUT never creates an item (ids are given by POST), so ``If-None-Match: *`` on a PUT
+    cannot succeed: 412 when the item exists, 404 when it does not (RFC 9110 §13.2.1: the
+    unconditional answer would be 404, so the precondition is ignored).
+    """
 
     def check(request, **kwargs) -> None:
         instance = load_instance(request, resource, path_id(request, resource))
