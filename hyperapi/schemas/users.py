@@ -48,9 +48,7 @@ class UserBody(colander.MappingSchema):
         ),
     )
     # Write-only: hashed on the way in, never represented.
-    password = colander.SchemaNode(
-        String(), validator=colander.Length(8, 256), write_only=True
-    )
+    password = colander.SchemaNode(String(), validator=colander.Length(8, 256), write_only=True)
     about_me = colander.SchemaNode(String(), validator=colander.Length(0, 2000), missing="")
 
 
