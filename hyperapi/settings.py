@@ -81,6 +81,8 @@ DEFAULTS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "hyperapi.response_cache.routes": ("", as_list),
     "hyperapi.response_cache.backend": ("memory", str),
     "hyperapi.response_cache.max_entries": ("10000", as_int),
+    # Prefix of the response cache's keys in Redis, to share one Redis between deployments.
+    "hyperapi.response_cache.key_prefix": ("hyperapi:response:", str),
     # Rate limits (see hyperapi.ratelimit): off only where something in front already limits.
     "hyperapi.ratelimit.enabled": ("true", asbool),
     # Requests per window, per user (authenticated) or per client address, `limits` notation.
@@ -105,6 +107,8 @@ DEFAULTS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     # Seconds to wait for the storage, and to leave it alone after it failed.
     "hyperapi.ratelimit.storage_timeout": ("0.25", float),
     "hyperapi.ratelimit.storage_retry": ("1", float),
+    # Seconds /__heartbeat__ waits for the database and each Redis before calling it down.
+    "hyperapi.heartbeat.timeout": ("2", float),
     "sqlalchemy.url": ("sqlite:///hyperapi.sqlite", str),
     "sqlalchemy.pool_size": ("5", as_int),
     "sqlalchemy.max_overflow": ("10", as_int),
@@ -158,6 +162,13 @@ def check(settings: Mapping[str, Any]) -> None:
         raise ConfigurationError("no database: set HYPERAPI_DATABASE_URL (or sqlalchemy.url)")
     if settings["hyperapi.auth.token_expires"] < 1:
         raise ConfigurationError("hyperapi.auth.token_expires must be at least 1 second")
+    if settings["hyperapi.ratelimit.enabled"] and not settings["hyperapi.ratelimit.storage_url"]:
+        # An empty value in an ini file means an environment variable was forgotten: say so
+        # rather than count in one process's memory while several serve.
+        raise ConfigurationError(
+            "hyperapi.ratelimit.storage_url is empty: set HYPERAPI_RATELIMIT_STORAGE_URL "
+            "(redis://host:6379/0 to share counters, memory:// for one process)"
+        )
     if settings["hyperapi.auth.verification_cache_ttl"] < 0:
         raise ConfigurationError("hyperapi.auth.verification_cache_ttl cannot be negative")
     if settings["hyperapi.environment"] == "production":

@@ -1,8 +1,11 @@
 """Fixtures: settings, databases on every backend, a clean slate per test, WebTest apps.
 
-Every functional test runs once per backend: SQLite (always) and PostgreSQL (when
-reachable; required when ``HYPERAPI_REQUIRE_BACKENDS`` is set, as in CI). Each test session
-migrates a fresh database with alembic, so the migrations are tested too.
+Every functional test runs once per backend: SQLite with the in-memory stores (always),
+and PostgreSQL with Redis for rate limits, token revocations and the response cache (when
+both are reachable; required when ``HYPERAPI_REQUIRE_BACKENDS`` is set, as in CI). Each test
+session migrates a fresh database with alembic, so the migrations are tested too, and keeps
+its Redis keys under a prefix of its own, emptied after each test, so that runs sharing one
+Redis never read each other's counters or cached responses.
 
 Isolation is by emptying the tables after each test, not by the cookiecutter's shared
 doomed transaction: hyperapi's behaviour *is* its transactions (a failed request must roll
@@ -33,6 +36,8 @@ POSTGRESQL_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("HYPERAPI_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 REQUIRED = os.environ.get("HYPERAPI_REQUIRE_BACKENDS", "").lower() in ("1", "true", "yes")
+#: This session's namespace in the shared Redis database.
+REDIS_PREFIX = f"hyperapi-test-{uuid.uuid4().hex[:12]}"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PASSWORD = "correct horse battery"
 
@@ -115,9 +120,41 @@ def database_url(backend, request) -> str:
     return request.getfixturevalue(f"{backend}_url")
 
 
+def redis_settings(url: str) -> dict[str, str]:
+    """Every store that can live in Redis put there, under this session's prefix."""
+    return {
+        "hyperapi.redis.url": url,
+        "hyperapi.auth.revocations": "redis",
+        "hyperapi.ratelimit.storage_url": url,
+        "hyperapi.ratelimit.key_prefix": REDIS_PREFIX,
+        "hyperapi.response_cache.backend": "redis",
+        "hyperapi.response_cache.key_prefix": f"{REDIS_PREFIX}:response:",
+    }
+
+
 @pytest.fixture(scope="session")
-def settings(database_url) -> dict[str, str]:
-    return {**TEST_SETTINGS, "sqlalchemy.url": database_url}
+def redis_client(redis_url) -> Iterator:
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_timeout=5)
+    yield client
+    empty_redis(client)
+    client.close()
+
+
+def empty_redis(client) -> None:
+    """Delete this session's keys: the tables are emptied, so ids and versions repeat."""
+    keys = list(client.scan_iter(match=REDIS_PREFIX + "*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture(scope="session")
+def settings(backend, database_url, request) -> dict[str, str]:
+    settings = {**TEST_SETTINGS, "sqlalchemy.url": database_url}
+    if backend == "postgresql":
+        settings.update(redis_settings(request.getfixturevalue("redis_url")))
+    return settings
 
 
 def empty_database(engine: sa.Engine) -> None:
@@ -160,9 +197,12 @@ def app(app_factory):
 
 
 @pytest.fixture
-def clean(app) -> Iterator[None]:
+def clean(app, backend, request) -> Iterator[None]:
+    redis = request.getfixturevalue("redis_client") if backend == "postgresql" else None
     yield
     empty_database(app.registry.database.write_engine)
+    if redis is not None:
+        empty_redis(redis)
 
 
 @pytest.fixture

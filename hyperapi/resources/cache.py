@@ -59,21 +59,30 @@ class RedisStore:
             raise ConfigurationError(
                 "hyperapi.response_cache.backend = redis needs hyperapi.redis.url"
             )
-        self.client = redis.Redis.from_url(url, socket_timeout=1)
+        self.client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
         self.errors = (redis.RedisError,)
+        self.prefix = registry.settings.get("hyperapi.response_cache.key_prefix", KEY_PREFIX)
 
     def get(self, key: str) -> bytes | None:
         try:
-            return self.client.get(KEY_PREFIX + key)
+            return self.client.get(self.prefix + key)
         except self.errors as exc:
             log.warning("response cache: Redis get failed: %s", type(exc).__name__)
             return None
 
     def set(self, key: str, value: bytes, ttl: float) -> None:
         try:
-            self.client.set(KEY_PREFIX + key, value, ex=max(1, int(ttl)))
+            self.client.set(self.prefix + key, value, ex=max(1, int(ttl)))
         except self.errors as exc:
             log.warning("response cache: Redis set failed: %s", type(exc).__name__)
+
+    def check(self) -> bool:
+        """Whether Redis answers (for ``/__heartbeat__``)."""
+        try:
+            return bool(self.client.ping())
+        except self.errors as exc:
+            log.warning("response cache: Redis does not answer: %s", type(exc).__name__)
+            return False
 
 
 BUILTIN_STORES = {"memory": MemoryStore, "redis": RedisStore}
@@ -143,3 +152,7 @@ def includeme(config) -> None:
     backend = settings["hyperapi.response_cache.backend"]
     store = config.maybe_dotted(BUILTIN_STORES.get(backend, backend))(config.registry)
     config.registry.response_cache = ResponseCache(store, timeouts)
+    if hasattr(store, "check"):
+        # /__heartbeat__ reports a shared store that does not answer.
+        config.registry.heartbeats = getattr(config.registry, "heartbeats", {})
+        config.registry.heartbeats["response_cache"] = store.check

@@ -106,6 +106,10 @@ def includeme(config) -> None:
     )
     if not IRevocations.providedBy(registry.revocations):
         raise ConfigurationError(f"hyperapi.auth.revocations: {name!r} is not an IRevocations")
+    if hasattr(registry.revocations, "check"):
+        # /__heartbeat__ reports a revocation store (Redis) that does not answer.
+        registry.heartbeats = getattr(registry, "heartbeats", {})
+        registry.heartbeats["revocations"] = registry.revocations.check
     registry.verification_cache = MemoryCache()
 
     schemes = load_schemes(config)

@@ -14,6 +14,7 @@ the user at once, in every process, with no list to keep.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import secrets
 import threading
@@ -31,6 +32,8 @@ from ..settings import ConfigurationError
 from .identity import AuthenticationFailed
 
 SALT = "hyperapi.auth.bearer-token"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,8 @@ class RedisRevocations:
         url = registry.settings["hyperapi.redis.url"]
         if not url:
             raise ConfigurationError("hyperapi.auth.revocations = redis needs hyperapi.redis.url")
-        self.client = redis.Redis.from_url(url, socket_timeout=2)
+        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.errors = (redis.RedisError,)
 
     def revoke(self, request, token_id: str, expires_at: dt.datetime) -> None:
         ttl = math.ceil((expires_at - utcnow()).total_seconds())
@@ -146,6 +150,14 @@ class RedisRevocations:
 
     def is_revoked(self, request, token_id: str) -> bool:
         return bool(self.client.exists(self.prefix + token_id))
+
+    def check(self) -> bool:
+        """Whether Redis answers (for ``/__heartbeat__``)."""
+        try:
+            return bool(self.client.ping())
+        except self.errors as exc:
+            log.warning("revocations: Redis does not answer: %s", type(exc).__name__)
+            return False
 
     def close(self) -> None:
         self.client.close()

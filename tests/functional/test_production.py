@@ -1,96 +1,105 @@
-"""production.ini serves the API under gunicorn, configured only from the environment."""
+"""production.ini, deployed as the README says: PostgreSQL and Redis from the environment.
+
+Each test follows the README's deployment section on a fresh PostgreSQL database:
+``hyperapi-initializedb production.ini``, then ``gunicorn --paste production.ini`` with two
+workers, or ``pserve production.ini``.
+"""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
+import configparser
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 
-from tests.conftest import ROOT
+from tests import servers
 
-GUNICORN = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+pytestmark = pytest.mark.slow
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+ALL_UP = {"database": True, "ratelimit": True, "revocations": True, "response_cache": True}
 
 
-def production_env(database_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERAPI_")}
-    env.update(
-        HYPERAPI_DATABASE_URL=database_url,
-        HYPERAPI_SECRET="s" * 40,
-        HYPERAPI_AUTH_TOKEN_SECRETS="t" * 40,
-    )
-    return env
+@pytest.fixture(scope="module")
+def deployment(postgresql_url, redis_url) -> dict[str, str]:
+    """The environment of a fresh deployment, its database initialized as documented."""
+    with servers.fresh_database() as database_url:
+        env = servers.production_env(database_url, redis_url)
+        servers.initialize(env)
+        yield env
 
 
-def get(url: str) -> tuple[int, dict]:
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback only
-        return response.status, json.loads(response.read())
+def command(name: str, port: int, tmp_path) -> list[str]:
+    return servers.gunicorn(port) if name == "gunicorn" else servers.pserve(port, str(tmp_path))
 
 
-@pytest.fixture
-def gunicorn(database_url):
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            GUNICORN,
-            "--paste",
-            os.path.join(ROOT, "production.ini"),
-            "-w",
-            "2",
-            "-b",
-            f"127.0.0.1:{port}",
-        ],
-        env=production_env(database_url),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    try:
-        while True:
-            try:
-                get(base + "/__lbheartbeat__")
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(process.stderr.read().decode()) from None
-                time.sleep(0.1)
-        yield base
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=10)
-        process.stderr.close()
+@pytest.mark.parametrize("name", ["gunicorn", "pserve"])
+def test_the_documented_commands_serve_production_ini_on_postgresql_and_redis(
+    deployment, name, tmp_path
+):
+    port = servers.free_port()
+    serving = servers.serving(command(name, port, tmp_path), deployment, port)
+    with serving as server, servers.client() as http:
+        entry = http.get(server.url + "/api/v1/", timeout=10)
+        beat = http.get(server.url + "/__heartbeat__", timeout=10)
+        version = http.get(server.url + "/__version__", timeout=10)
+        users = http.get(server.url + "/api/v1/users", timeout=10)
+    assert entry.status_code == 200
+    assert entry.json()["_links"]["users"]["href"] == server.url + "/api/v1/users"
+    # Counted in Redis: the policy and the quota left are announced.
+    assert entry.headers["RateLimit-Policy"] == '"default";q=300;w=60'
+    assert entry.headers["RateLimit"].startswith('"default";r=')
+    assert (beat.status_code, beat.json()) == (200, ALL_UP)
+    assert version.json()["name"] == "hyperapi"
+    assert users.status_code == 401
+    assert users.headers["Content-Type"] == "application/problem+json"
 
 
-def test_gunicorn_serves_production_ini_from_environment_variables(gunicorn):
-    status, entry = get(gunicorn + "/api/v1/")
-    assert status == 200
-    assert entry["_links"]["users"]["href"] == gunicorn + "/api/v1/users"
-    assert get(gunicorn + "/__heartbeat__") == (200, {"database": True})
+def test_gunicorn_runs_the_two_workers_the_readme_asks_for(deployment):
+    port = servers.free_port()
+    with servers.serving(servers.gunicorn(port, workers=2), deployment, port) as server:
+        assert len(server.workers()) == 2
+
+
+def test_heartbeat_is_503_within_its_timeout_when_redis_is_down(deployment, tmp_path):
+    env = {
+        **deployment,
+        "HYPERAPI_REDIS_URL": "redis://127.0.0.1:1/0",
+        "HYPERAPI_RATELIMIT_STORAGE_URL": "redis://127.0.0.1:1/0",
+    }
+    port = servers.free_port()
+    serving = servers.serving(servers.pserve(port, str(tmp_path)), env, port)
+    with serving as server, servers.client() as http:
+        # The rate limiter fails open: the API itself still answers.
+        entry = http.get(server.url + "/api/v1/", timeout=10)
+        beat = http.get(server.url + "/__heartbeat__", timeout=10)
+    assert entry.status_code == 200
+    assert beat.status_code == 503
+    assert beat.json() == {
+        "database": True,
+        "ratelimit": False,
+        "revocations": False,
+        "response_cache": False,
+    }
+    assert beat.elapsed.total_seconds() < 5
 
 
 @pytest.mark.parametrize(
-    "missing", ["HYPERAPI_DATABASE_URL", "HYPERAPI_SECRET", "HYPERAPI_AUTH_TOKEN_SECRETS"]
+    ("missing", "message"),
+    [
+        ("HYPERAPI_DATABASE_URL", "HYPERAPI_DATABASE_URL"),
+        ("HYPERAPI_SECRET", "HYPERAPI_SECRET"),
+        ("HYPERAPI_AUTH_TOKEN_SECRETS", "HYPERAPI_AUTH_TOKEN_SECRETS"),
+        ("HYPERAPI_REDIS_URL", "hyperapi.redis.url"),
+        ("HYPERAPI_RATELIMIT_STORAGE_URL", "HYPERAPI_RATELIMIT_STORAGE_URL"),
+    ],
 )
-def test_production_refuses_to_start_without_its_environment(database_url, missing):
-    env = production_env(database_url)
+def test_production_refuses_to_start_without_its_environment(missing, message):
+    env = servers.production_env("postgresql+psycopg://nobody@127.0.0.1:1/none", "redis://x")
     del env[missing]
     code = "from pyramid.paster import get_app; import sys; get_app(sys.argv[1])"
     result = subprocess.run(
-        [sys.executable, "-c", code, os.path.join(ROOT, "production.ini")],
+        [sys.executable, "-c", code, servers.PRODUCTION_INI],
         env=env,
         capture_output=True,
         timeout=60,
@@ -98,3 +107,14 @@ def test_production_refuses_to_start_without_its_environment(database_url, missi
     )
     assert result.returncode != 0
     assert b"ConfigurationError" in result.stderr
+    assert message.encode() in result.stderr
+
+
+def test_production_ini_holds_no_secret_and_no_address():
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read(servers.PRODUCTION_INI)
+    app = ini["app:main"]
+    for name in ("sqlalchemy.url", "hyperapi.redis.url", "hyperapi.ratelimit.storage_url"):
+        assert app[name] == "", name
+    assert not [name for name in app if "secret" in name]
+    assert (app["sqlalchemy.pool_size"], app["sqlalchemy.pool_pre_ping"]) == ("10", "true")
