@@ -1,8 +1,17 @@
 """The database: engine, sessions bound to the request's transaction, and the models.
 
 ``includeme`` builds the engines once and keeps the session factory on the registry;
-requests reach their session through the reified ``request.dbsession``. pyramid_tm owns
-the transaction: request code never commits.
+requests reach their session through the reified ``request.dbsession`` (and, for Core
+statements, ``request.dbconnection``). pyramid_tm owns the transaction of every write:
+request code never commits.
+
+Reads (GET, HEAD, OPTIONS) stay out of pyramid_tm (its ``tm.activate_hook``): they get one
+pooled connection for the whole request, in a transaction that is always rolled back when
+the request finishes, and their session is bound to it without joining zope.sqlalchemy.
+Measured with bench/hotpath.py, the transaction manager's begin/commit and
+``zope.sqlalchemy.register`` (seven event listeners per session) were about a fifth of a
+Bearer item GET, for a transaction that never had anything to commit. Nothing a read
+writes can be committed: there is no commit.
 """
 
 from __future__ import annotations
@@ -11,7 +20,7 @@ from typing import Any
 
 import zope.sqlalchemy
 from sqlalchemy import engine_from_config, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 from zope.sqlalchemy.datamanager import STATUS_ACTIVE, STATUS_CHANGED
 
@@ -107,7 +116,7 @@ class Database:
         # zope.sqlalchemy commits only sessions it saw change, and it does not see Core
         # statements on tables (collection bumps, counters): a write session is taken as
         # changed from the start, so those commit too. A failed request still rolls back
-        # (pyramid_tm's commit veto). A read session that writes must call mark_changed().
+        # (pyramid_tm's commit veto). Reads use no managed session at all (dbsession below).
         zope.sqlalchemy.register(
             session,
             transaction_manager=transaction_manager,
@@ -121,18 +130,48 @@ class Database:
             self.write_engine.dispose()
 
 
+def in_transaction(request) -> bool:
+    """pyramid_tm's ``activate_hook``: only unsafe methods run in a managed transaction."""
+    return request.method not in SAFE_METHODS
+
+
+def _close_read(request) -> None:
+    session = request.__dict__.get("dbsession")
+    if session is not None:
+        session.close()
+    request.__dict__["dbconnection"].close()  # rolls back whatever the read did
+
+
+def dbconnection(request) -> Connection:
+    """The request's connection, for Core statements.
+
+    A read's own pooled connection (closed, and so rolled back, when the request finishes);
+    a write's is its session's, inside pyramid_tm's transaction.
+    """
+    if request.method not in SAFE_METHODS:
+        return request.dbsession.connection()
+    connection = request.registry.database.engine.connect()
+    request.add_finished_callback(_close_read)
+    return connection
+
+
 def dbsession(request) -> Session:
     """The request's session; unsafe methods get one that begins with the write lock."""
     database: Database = request.registry.database
-    return database.session(request.tm, write=request.method not in SAFE_METHODS)
+    if request.method in SAFE_METHODS:
+        return database.read_sessions(bind=request.dbconnection)
+    return database.session(request.tm, write=True)
 
 
 def includeme(config) -> None:
     settings = config.get_settings()
     # pyramid_tm: one transaction per request, rolled back on any error response.
     settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
+    # Reads need no transaction manager (see the module docstring).
+    settings["tm.activate_hook"] = "hyperapi.models.in_transaction"
     config.include("pyramid_tm")
     # pyramid_retry: replay a request that lost a serialization or lock race.
     config.include("pyramid_retry")
     config.registry.database = Database(settings)
     config.add_request_method(dbsession, "dbsession", reify=True)
+    config.add_request_method(dbconnection, "dbconnection", reify=True)

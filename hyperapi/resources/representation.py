@@ -21,13 +21,19 @@ HAL_JSON = "application/hal+json"
 OFFERS = (JSON, HAL_JSON)
 
 
+#: Where a request's media type is kept: the ETag, the body and the 304 all ask for it.
+MEDIA_TYPE_KEY = "hyperapi.media_type"
+
+
 def media_type(request) -> str:
     """The representation's media type: HAL when the client prefers it, else JSON."""
-    accept = request.accept
-    if not accept:
-        return JSON
-    offers = accept.acceptable_offers(OFFERS)
-    return offers[0][0] if offers else JSON
+    environ = request.environ
+    chosen = environ.get(MEDIA_TYPE_KEY)
+    if chosen is None:
+        accept = request.accept
+        offers = accept.acceptable_offers(OFFERS) if accept else None
+        chosen = environ[MEDIA_TYPE_KEY] = offers[0][0] if offers else JSON
+    return chosen
 
 
 def dumps(data: Any) -> bytes:

@@ -26,9 +26,10 @@ a 304 decided here and a 200 built later always agree.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ..models.collections import CollectionState
 from .declaration import Resource
@@ -58,11 +59,17 @@ def of_item(request, resource: Resource, row) -> Validators:
     return Validators(etag, row.updated_at)
 
 
+@functools.cache
+def validators_by_id(table):
+    """``SELECT id, version, updated_at ... WHERE id = :id``, built once per table."""
+    return select(table.c.id, table.c.version, table.c.updated_at).where(
+        table.c.id == bindparam("id")
+    )
+
+
 def item(request, resource: Resource, ident: int) -> Validators | None:
     """The validators of item ``ident`` (None when there is none), with no ORM work."""
-    table = resource.table
-    statement = select(table.c.id, table.c.version, table.c.updated_at).where(table.c.id == ident)
-    row = request.dbsession.connection().execute(statement).first()
+    row = request.dbconnection.execute(validators_by_id(resource.table), {"id": ident}).first()
     return None if row is None else of_item(request, resource, row)
 
 

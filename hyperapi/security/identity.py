@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from pyramid.authorization import Authenticated, Everyone
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from ..models import User
 
@@ -49,11 +49,14 @@ USER_COLUMNS = (
 )
 
 
+# Built once: constructing a statement costs more than executing a cached one.
+USER_BY_ID = select(*USER_COLUMNS).where(User.id == bindparam("user_id"))
+USER_BY_NAME = select(*USER_COLUMNS).where(func.lower(User.username) == bindparam("username"))
+
+
 def user_by_id(request, user_id: int):
-    return request.dbsession.execute(select(*USER_COLUMNS).where(User.id == user_id)).first()
+    return request.dbconnection.execute(USER_BY_ID, {"user_id": user_id}).first()
 
 
 def user_by_name(request, username: str):
-    return request.dbsession.execute(
-        select(*USER_COLUMNS).where(func.lower(User.username) == username.lower())
-    ).first()
+    return request.dbconnection.execute(USER_BY_NAME, {"username": username.lower()}).first()
