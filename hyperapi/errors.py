@@ -7,7 +7,8 @@ so it has one shape: ``application/problem+json`` with ``type``, ``title``, ``st
 ``type`` is a stable URI per kind of error (:data:`KINDS`).
 
 Views raise or return a Problem; the exception views below turn whatever else is raised into
-one; :func:`as_problem` turns an error response that some layer *returned* into one. The
+one (a database that cannot be reached gives a 503 with ``Retry-After``, never a 500);
+:func:`as_problem` turns an error response that some layer *returned* into one. The
 negotiation tween (``hyperapi.tweens.negotiation``) then adds ``instance`` and
 ``request_id`` and renders the problem as JSON or, for a browser, as an HTML page.
 """
@@ -16,12 +17,18 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 import traceback
 from typing import Any
 
 from pyramid.httpexceptions import HTTPException, HTTPNotFound
 from pyramid.response import Response
 from pyramid_retry import is_error_retryable, is_last_attempt
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from .models import SAFE_METHODS, commit_in_doubt
 
 log = logging.getLogger(__name__)
 
@@ -215,18 +222,102 @@ def unexpected_exception_view(exc: Exception, request) -> Problem:
     return Problem("internal", detail, **members)
 
 
+#: Database errors that say "not now" rather than "this request is wrong": the server is
+#: unreachable, refused or dropped the connection, is shutting down, or the pool had no
+#: connection to lend in time. PEP 249 puts every such error in OperationalError (or
+#: InterfaceError when the driver itself gave up on the connection).
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+
+#: How often the "database unavailable" warning may be logged, in seconds: an outage fails
+#: every request, and one line per interval says so (the others are logged at DEBUG).
+DATABASE_WARNING_INTERVAL = 10.0
+
+
+class Throttle:
+    """Admits one event per ``interval`` seconds and counts the ones it held back."""
+
+    def __init__(self, interval: float, clock=time.monotonic):
+        self.interval = interval
+        self.clock = clock
+        self.next = 0.0
+        self.held = 0
+        self.lock = threading.Lock()
+
+    def admit(self) -> int | None:
+        """None to stay quiet; else how many events were held back since the last one."""
+        with self.lock:
+            now = self.clock()
+            if now < self.next:
+                self.held += 1
+                return None
+            self.next = now + self.interval
+            held, self.held = self.held, 0
+            return held
+
+
+def describe(exc: Exception) -> str:
+    """The driver's error class and the first line of its message (no statement, no data)."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}"
+
+
+def database_unavailable_view(exc: Exception, request) -> Problem:
+    """503 with ``Retry-After`` when the database cannot serve: retry later, not a bug.
+
+    An unsafe request's problem says what became of its change (``outcome``):
+    ``not-applied`` when the failure came before ``COMMIT`` was sent (the transaction was
+    rolled back, so retrying cannot apply it twice), ``unknown`` when the connection failed
+    while ``COMMIT`` was in flight: the database may have stored the change and only failed
+    to say so, and the client must look (GET) before it retries a non-idempotent request.
+    The log gets one line per outage interval, without a traceback: the cause is outside
+    the code.
+    """
+    in_doubt = commit_in_doubt(exc)
+    if is_error_retryable(request, exc) and not is_last_attempt(request):
+        log.info("retrying after %s [request_id=%s]", type(exc).__name__, request.request_id)
+    else:
+        # A commit in doubt is rare and worth an operator's look: it is never held back.
+        held = 0 if in_doubt else request.registry.database_warnings.admit()
+        log.log(
+            logging.DEBUG if held is None else logging.WARNING,
+            "database unavailable in %s %s [request_id=%s]%s: %s%s",
+            request.method,
+            request.path,
+            request.request_id,
+            " during COMMIT, outcome unknown" if in_doubt else "",
+            describe(exc),
+            f" ({held} more since the last report)" if held else "",
+        )
+    retry_after = request.registry.settings["hyperapi.database.retry_after"]
+    members: dict[str, Any] = {}
+    if request.method not in SAFE_METHODS:
+        members["outcome"] = "unknown" if in_doubt else "not-applied"
+    return Problem(
+        "service-unavailable",
+        f"The database cannot be reached just now; retry in {retry_after} seconds.",
+        headers={"Retry-After": str(retry_after)},
+        **members,
+    )
+
+
 def exception_response(exc: Exception, request) -> Response:
     """The response for an exception raised where no exception view runs (a tween's)."""
     if isinstance(exc, HTTPNotFound):
         return not_found_view(exc, request)
     if isinstance(exc, HTTPException):
         return http_exception_view(exc, request)
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        return database_unavailable_view(exc, request)
     return unexpected_exception_view(exc, request)
 
 
 def includeme(config) -> None:
+    config.registry.database_warnings = Throttle(DATABASE_WARNING_INTERVAL)
     config.add_exception_view(not_found_view, context=HTTPNotFound)
     config.add_exception_view(http_exception_view, context=HTTPException)
+    for context in DATABASE_UNAVAILABLE:
+        config.add_exception_view(database_unavailable_view, context=context)
     config.add_exception_view(unexpected_exception_view, context=Exception)
 
 

@@ -63,6 +63,8 @@ DEFAULTS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "hyperapi.auth.token_secrets": ("", as_list),
     "hyperapi.auth.token_expires": ("3600", as_int),
     "hyperapi.auth.revocations": ("database", str),
+    # Redis revocations unreachable: accept bearer tokens unchecked (true) or answer 503.
+    "hyperapi.auth.revocations_fail_open": ("false", asbool),
     "hyperapi.auth.realm": ("hyperapi", str),
     "hyperapi.auth.verification_cache_ttl": ("60", as_int),
     # argon2id cost; lower only in tests.
@@ -113,6 +115,10 @@ DEFAULTS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "sqlalchemy.pool_size": ("5", as_int),
     "sqlalchemy.max_overflow": ("10", as_int),
     "sqlalchemy.pool_pre_ping": ("true", asbool),
+    # PostgreSQL: seconds to wait for a new connection before the request gets a 503.
+    "sqlalchemy.connect_timeout": ("5", as_int),
+    # Retry-After of the 503 answered while the database cannot be reached, in seconds.
+    "hyperapi.database.retry_after": ("5", as_int),
     # SQLite only: how long a writer waits for the database lock, in milliseconds.
     "sqlalchemy.sqlite_busy_timeout": ("5000", as_int),
     "tm.commit_veto": ("pyramid_tm.default_commit_veto", str),

@@ -41,6 +41,7 @@ __all__ = [
     "RevokedToken",
     "Student",
     "User",
+    "commit_in_doubt",
     "metadata",
 ]
 
@@ -73,6 +74,41 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int, begin: str) -> None:
         connection.exec_driver_sql(begin)
 
 
+#: Marks a DBAPI connection whose COMMIT has been sent and not yet answered.
+COMMITTING = "hyperapi.committing"
+
+
+def _track_commits(engine: Engine) -> None:
+    """Tell an error raised by COMMIT itself from every other database error.
+
+    A connection lost before COMMIT leaves nothing stored: the server rolls the transaction
+    back. One lost while COMMIT is in flight leaves the outcome unknown, since the server
+    may have committed and only its answer was lost; such an error is tagged so that
+    :func:`commit_in_doubt` can say so (hyperapi.errors tells the client).
+    """
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection):
+        connection.info.pop(COMMITTING, None)
+
+    @event.listens_for(engine, "commit")
+    def on_commit(connection):
+        connection.info[COMMITTING] = True
+
+    @event.listens_for(engine, "handle_error")
+    def on_error(context):
+        connection = context.connection
+        if connection is None or context.sqlalchemy_exception is None:
+            return
+        if connection.info.pop(COMMITTING, False):
+            context.sqlalchemy_exception.hyperapi_commit_in_doubt = True
+
+
+def commit_in_doubt(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised by a COMMIT whose outcome nobody can know."""
+    return getattr(exc, "hyperapi_commit_in_doubt", False)
+
+
 def get_engine(settings: dict[str, Any], *, writer: bool = False) -> Engine:
     """An engine from ``sqlalchemy.*`` settings.
 
@@ -87,7 +123,13 @@ def get_engine(settings: dict[str, Any], *, writer: bool = False) -> Engine:
         options["sqlalchemy.pool_size"] = settings["sqlalchemy.pool_size"]
         options["sqlalchemy.max_overflow"] = settings["sqlalchemy.max_overflow"]
         options["sqlalchemy.pool_pre_ping"] = settings["sqlalchemy.pool_pre_ping"]
+        # libpq waits forever for an unreachable host (no RST, no answer): bound it, so that
+        # requests fail with a 503 instead of holding every worker thread.
+        options["sqlalchemy.connect_args"] = {
+            "connect_timeout": settings["sqlalchemy.connect_timeout"]
+        }
     engine = engine_from_config(options, prefix="sqlalchemy.")
+    _track_commits(engine)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(
             engine,

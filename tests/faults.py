@@ -1,0 +1,491 @@
+"""Fault injection for tests against a real server process.
+
+:class:`FaultProxy` stands between the server under test and a backend (PostgreSQL, Redis)
+on 127.0.0.1, so that a test can make the backend unavailable without touching the real
+server, which other test runs share: ``down()`` resets every open connection and every new
+one, ``blackhole()`` accepts connections and then never answers, ``up()`` forwards again.
+``cut_at_commit()`` drops the connection of the next transaction to send ``COMMIT``,
+either before the server receives it or after the server has executed it but before its
+answer is relayed: the two cases a client cannot tell apart.
+
+:class:`Server` runs hyperapi under gunicorn (``--paste`` of a generated ini, as production
+does) on a free loopback port, in its own process group, and always kills that group.
+"""
+
+from __future__ import annotations
+
+import configparser
+import contextlib
+import http.client
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+LOCALHOST = "127.0.0.1"
+GUNICORN = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+#: A COMMIT statement in the PostgreSQL wire protocol (simple or extended query), as sent
+#: by psycopg: the query text is NUL-terminated.
+COMMIT = b"COMMIT\x00"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((LOCALHOST, 0))
+        return probe.getsockname()[1]
+
+
+def reset(sock: socket.socket) -> None:
+    """Close ``sock`` abruptly (RST), waking any thread blocked reading it."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
+class Link:
+    """One proxied connection: the client's socket, the upstream one, two pumps."""
+
+    def __init__(self, proxy: FaultProxy, client: socket.socket, upstream: socket.socket):
+        self.proxy = proxy
+        self.client = client
+        self.upstream = upstream
+        #: Set when the upstream's answers must no longer reach the client.
+        self.muted = threading.Event()
+        self.closed = False
+
+    def start(self) -> None:
+        for source, target, outbound in (
+            (self.client, self.upstream, True),
+            (self.upstream, self.client, False),
+        ):
+            threading.Thread(
+                target=self.pump, args=(source, target, outbound), daemon=True
+            ).start()
+
+    def pump(self, source: socket.socket, target: socket.socket, outbound: bool) -> None:
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                if outbound and COMMIT in data:
+                    if self.proxy.take_commit_fault():
+                        self.fail_commit(data)
+                        return
+                    if self.proxy.commit_delay:
+                        # Hold the COMMIT back: the request stays in flight meanwhile.
+                        time.sleep(self.proxy.commit_delay)
+                if not outbound and self.muted.is_set():
+                    continue
+                target.sendall(data)
+        except OSError:
+            pass
+        self.close()
+
+    def fail_commit(self, data: bytes) -> None:
+        if self.proxy.commit_delivered:
+            # The server executes the COMMIT; its answer never reaches the client.
+            self.muted.set()
+            self.upstream.sendall(data)
+            time.sleep(0.3)
+        self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            reset(self.client)
+            reset(self.upstream)
+            self.proxy.forget(self)
+
+
+class FaultProxy:
+    """A TCP proxy on 127.0.0.1 to ``upstream_port`` that fails on command."""
+
+    def __init__(self, upstream_port: int, upstream_host: str = LOCALHOST):
+        self.upstream = (upstream_host, upstream_port)
+        self.listener = socket.create_server((LOCALHOST, 0))
+        self.port = self.listener.getsockname()[1]
+        self.mode = "up"
+        self.links: set[Link] = set()
+        self.held: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.commit_faults = 0
+        self.commit_delivered = False
+        #: Seconds each COMMIT is held before it is forwarded.
+        self.commit_delay = 0.0
+        #: Connections accepted in each mode, and COMMITs cut: what a test can assert on.
+        self.accepted = {"up": 0, "down": 0, "blackhole": 0}
+        self.commits_cut = 0
+        self.running = True
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        while self.running:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            with self.lock:
+                mode = self.mode
+                self.accepted[mode] += 1
+                if mode == "blackhole":
+                    self.held.append(client)
+                    continue
+            if mode == "down":
+                reset(client)
+                continue
+            try:
+                upstream = socket.create_connection(self.upstream, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                reset(client)
+                continue
+            link = Link(self, client, upstream)
+            with self.lock:
+                self.links.add(link)
+            link.start()
+
+    def forget(self, link: Link) -> None:
+        with self.lock:
+            self.links.discard(link)
+
+    def take_commit_fault(self) -> bool:
+        with self.lock:
+            if self.commit_faults <= 0:
+                return False
+            self.commit_faults -= 1
+            self.commits_cut += 1
+            return True
+
+    def cut_existing(self) -> None:
+        with self.lock:
+            links, self.links = list(self.links), set()
+            held, self.held = self.held, []
+        for link in links:
+            link.close()
+        for sock in held:
+            reset(sock)
+
+    def down(self) -> None:
+        """The backend is gone: open connections are reset, new ones reset at once."""
+        with self.lock:
+            self.mode = "down"
+        self.cut_existing()
+
+    def blackhole(self) -> None:
+        """The backend's host stops answering: connections are accepted, then silence."""
+        with self.lock:
+            self.mode = "blackhole"
+        self.cut_existing()
+
+    def up(self) -> None:
+        """The backend is back: new connections are forwarded again."""
+        with self.lock:
+            self.mode = "up"
+            held, self.held = self.held, []
+        for sock in held:
+            reset(sock)
+
+    def cut_at_commit(self, *, delivered: bool, count: int = 1) -> None:
+        """Drop the connection of the next ``count`` transactions that send COMMIT.
+
+        ``delivered``: the backend receives and executes the COMMIT before the cut (the
+        change is stored, the client never hears so); otherwise it never sees it (the
+        change is rolled back).
+        """
+        with self.lock:
+            self.commit_faults = count
+            self.commit_delivered = delivered
+
+    def close(self) -> None:
+        self.running = False
+        reset(self.listener)
+        self.up()
+        self.cut_existing()
+        self.thread.join(5)
+
+
+# -- the server under test ---------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def json(self):
+        return json.loads(self.body) if self.body else None
+
+
+class Server:
+    """hyperapi under gunicorn (gthread workers), configured by a generated ini file."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        settings: Mapping[str, str],
+        *,
+        environ: Mapping[str, str] | None = None,
+        workers: int = 2,
+        threads: int = 4,
+    ):
+        self.workdir = workdir
+        self.ini = workdir / "server.ini"
+        self.log_path = workdir / "server.log"
+        self.port = free_port()
+        write_ini(self.ini, settings)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERAPI_")}
+        env.update(environ or {})
+        argv = [
+            GUNICORN,
+            "--paste",
+            str(self.ini),
+            "--bind",
+            f"{LOCALHOST}:{self.port}",
+            "--workers",
+            str(workers),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(threads),
+            "--graceful-timeout",
+            "5",
+        ]
+        self.workers = workers
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def base(self) -> str:
+        return f"http://{LOCALHOST}:{self.port}"
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"gunicorn exited at start:\n{self.log()[-3000:]}")
+            with contextlib.suppress(OSError):
+                if self.request("GET", "/__lbheartbeat__", timeout=2).status == 200:
+                    break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"gunicorn did not answer within {timeout} s:\n{self.log()}")
+        while len(self.worker_pids()) < self.workers and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def worker_pids(self) -> list[int]:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        try:
+            return [int(pid) for pid in children.read_text().split()]
+        except OSError:
+            return []
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: object = None,
+        timeout: float = 30,
+    ) -> Reply:
+        """One request on a new connection; an OSError when the connection fails."""
+        connection = http.client.HTTPConnection(LOCALHOST, self.port, timeout=timeout)
+        try:
+            headers = dict(headers or {})
+            data = None
+            if body is not None:
+                data = json.dumps(body).encode()
+                headers["Content-Type"] = "application/json"
+            connection.request(method, path, body=data, headers=headers)
+            response = connection.getresponse()
+            return Reply(response.status, dict(response.getheaders()), response.read())
+        finally:
+            connection.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """SIGTERM gunicorn's process group, SIGKILL if it lingers."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+        # Workers that outlived their master are in the same group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def write_ini(path: Path, settings: Mapping[str, str]) -> None:
+    """An ini with the app's settings and logging that shows hyperapi's warnings."""
+    config = configparser.ConfigParser(interpolation=None)
+    config["app:main"] = {"use": "egg:hyperapi", **settings}
+    config["loggers"] = {"keys": "root, hyperapi"}
+    config["handlers"] = {"keys": "console"}
+    config["formatters"] = {"keys": "generic"}
+    config["logger_root"] = {"level": "WARNING", "handlers": "console"}
+    config["logger_hyperapi"] = {"level": "INFO", "handlers": "", "qualname": "hyperapi"}
+    config["handler_console"] = {
+        "class": "StreamHandler",
+        "args": "(sys.stderr,)",
+        "level": "NOTSET",
+        "formatter": "generic",
+    }
+    config["formatter_generic"] = {"format": "%(levelname)s [%(name)s] %(message)s"}
+    with open(path, "w") as out:
+        config.write(out)
+
+
+@contextlib.contextmanager
+def running(workdir: Path, settings: Mapping[str, str], **kwargs) -> Iterator[Server]:
+    server = Server(workdir, settings, **kwargs)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# -- what clients saw, and what the database holds ----------------------------------------
+
+
+@dataclass
+class Write:
+    """One create a client attempted: its unique key and what it was told."""
+
+    key: str
+    #: The HTTP status, or None when the connection failed before any answer.
+    status: int | None
+    #: The 503 problem's ``outcome`` member (``not-applied`` or ``unknown``), if any.
+    outcome: str | None = None
+    started: float = 0.0
+    #: Seconds from sending the request to its answer (or failure).
+    elapsed: float = 0.0
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def in_doubt(self) -> bool:
+        """The client cannot know whether it was stored: no answer, or outcome unknown."""
+        return self.status is None or self.outcome == "unknown"
+
+
+@dataclass
+class Audit:
+    """Every attempted create against the rows found for its key.
+
+    The contract: an acknowledged (2xx) create is stored exactly once; a refused one (any
+    error answer that does not say ``outcome: unknown``) is not stored at all; one whose
+    client cannot know (connection lost, or a 503 saying ``outcome: unknown``) is stored
+    at most once. Nothing else is possible.
+    """
+
+    attempted: int
+    acknowledged: int
+    found_of_acknowledged: int
+    refused: int
+    stored_though_refused: list[str]
+    lost: list[str]
+    duplicated: list[str]
+    in_doubt: int
+    stored_of_in_doubt: int
+
+    @classmethod
+    def of(cls, writes: list[Write], found: dict[str, int]) -> Audit:
+        acknowledged = [w for w in writes if w.acknowledged]
+        refused = [w for w in writes if not w.acknowledged and not w.in_doubt]
+        in_doubt = [w for w in writes if w.in_doubt]
+        return cls(
+            attempted=len(writes),
+            acknowledged=len(acknowledged),
+            found_of_acknowledged=sum(1 for w in acknowledged if found.get(w.key) == 1),
+            refused=len(refused),
+            stored_though_refused=[w.key for w in refused if found.get(w.key)],
+            lost=[w.key for w in acknowledged if not found.get(w.key)],
+            duplicated=sorted(key for key, n in found.items() if n > 1),
+            in_doubt=len(in_doubt),
+            stored_of_in_doubt=sum(1 for w in in_doubt if found.get(w.key)),
+        )
+
+    @property
+    def holds(self) -> bool:
+        return not (self.stored_though_refused or self.lost or self.duplicated)
+
+    def figures(self) -> str:
+        return (
+            f"writes attempted {self.attempted}, acknowledged {self.acknowledged}, "
+            f"found {self.found_of_acknowledged}/{self.acknowledged} exactly once; "
+            f"refused {self.refused} (stored anyway: {len(self.stored_though_refused)}); "
+            f"in doubt {self.in_doubt} (stored: {self.stored_of_in_doubt}); "
+            f"lost {len(self.lost)}, duplicated {len(self.duplicated)}"
+        )
+
+
+class Tally:
+    """Requests and answers by kind and status, shared by client threads."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def add(self, kind: str, status: int | None) -> None:
+        key = (kind, "no answer" if status is None else str(status))
+        with self.lock:
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def statuses(self, kind: str | None = None) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for (k, status), n in self.counts.items():
+            if kind is None or k == kind:
+                out[status] = out.get(status, 0) + n
+        return dict(sorted(out.items()))
+
+    def errors(self) -> dict[str, int]:
+        """Answers that are neither 2xx nor 304, by status."""
+        return {
+            status: n
+            for status, n in self.statuses().items()
+            if not (status.startswith("2") or status == "304")
+        }
+
+    def figures(self) -> str:
+        kinds = sorted({k for k, _ in self.counts})
+        detail = "; ".join(f"{k}: {self.statuses(k)}" for k in kinds)
+        return f"requests {self.total}, errors by status {self.errors()}; {detail}"
