@@ -25,6 +25,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from zope.interface import implementer
 
+from ..errors import Problem, Throttle
 from ..interfaces import IRevocations
 from ..models import RevokedToken
 from ..models.meta import utcnow
@@ -32,6 +33,8 @@ from ..settings import ConfigurationError
 from .identity import AuthenticationFailed
 
 SALT = "hyperapi.auth.bearer-token"
+#: Seconds a client is asked to wait when the revocation store does not answer.
+RETRY_AFTER = 5
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +131,11 @@ class RedisRevocations:
 
     Chosen with ``hyperapi.auth.revocations = redis``; the server is ``hyperapi.redis.url``.
     A revocation is visible to every process at once (it does not wait for the request's
-    transaction). When Redis cannot be reached, bearer requests fail rather than trust a
-    token that may have been revoked.
+    transaction). When Redis cannot be reached, bearer requests get 503 rather than trust a
+    token that may have been revoked; ``hyperapi.auth.revocations_fail_open = true`` accepts
+    such tokens unchecked instead (availability over revocation, for deployments whose
+    tokens are short-lived). A revocation that cannot be stored is always a 503: the client
+    must not be told that its token is dead while it still works.
     """
 
     prefix = "hyperapi:revoked:"
@@ -142,14 +148,40 @@ class RedisRevocations:
             raise ConfigurationError("hyperapi.auth.revocations = redis needs hyperapi.redis.url")
         self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self.errors = (redis.RedisError,)
+        self.fail_open = registry.settings.get("hyperapi.auth.revocations_fail_open", False)
+        # An outage fails every bearer request: one warning a minute says so.
+        self.warnings = Throttle(60)
 
     def revoke(self, request, token_id: str, expires_at: dt.datetime) -> None:
         ttl = math.ceil((expires_at - utcnow()).total_seconds())
         if ttl > 0:
-            self.client.set(self.prefix + token_id, b"1", ex=ttl)
+            try:
+                self.client.set(self.prefix + token_id, b"1", ex=ttl)
+            except self.errors as exc:
+                raise self.unavailable(exc, "Tokens cannot be revoked") from None
 
     def is_revoked(self, request, token_id: str) -> bool:
-        return bool(self.client.exists(self.prefix + token_id))
+        try:
+            return bool(self.client.exists(self.prefix + token_id))
+        except self.errors as exc:
+            if not self.fail_open:
+                raise self.unavailable(exc, "Bearer tokens cannot be checked") from None
+            if self.warnings.admit() is not None:
+                log.warning(
+                    "revocations: Redis does not answer (%s); accepting tokens unchecked",
+                    type(exc).__name__,
+                )
+            return False
+
+    def unavailable(self, exc: Exception, what: str) -> Problem:
+        """503: the revocation list cannot be read or written just now."""
+        if self.warnings.admit() is not None:
+            log.warning("revocations: Redis does not answer (%s); 503", type(exc).__name__)
+        return Problem(
+            "service-unavailable",
+            f"{what} just now; retry in {RETRY_AFTER} seconds.",
+            headers={"Retry-After": str(RETRY_AFTER)},
+        )
 
     def check(self) -> bool:
         """Whether Redis answers (for ``/__heartbeat__``)."""
