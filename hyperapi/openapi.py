@@ -20,6 +20,7 @@ from pyramid.interfaces import IRoutesMapper
 from pyramid.security import NO_PERMISSION_REQUIRED
 
 from .errors import KINDS, PROBLEM_JSON
+from .resources.views import MAX_ID
 from .schemas import types
 from .security.acl import BASE_ACL
 
@@ -172,9 +173,13 @@ def components() -> dict[str, Any]:
             extra = ("WWW-Authenticate",)
         elif status == 405:
             extra = ("Allow",)
+        elif status == 412:
+            # The current version, so that the client can decide without another GET.
+            extra = ("ETag", "Last-Modified")
         elif status in (429, 503):
             extra = ("Retry-After",)
-        problems[kind] = problem_response(title, *extra)
+        # Errors too carry the rate-limit fields of the policy that counted the request.
+        problems[kind] = problem_response(title, *extra, "RateLimit", "RateLimit-Policy")
     return {
         "schemas": {
             "Problem": {
@@ -252,7 +257,27 @@ def _ref(kind: str) -> dict[str, str]:
     return {"$ref": f"#/components/responses/{kind}"}
 
 
-def operation(service, method: str, args: dict, path_params: list[str]) -> dict[str, Any]:
+def paging_bounds(name: str, settings) -> dict[str, Any]:
+    """What the collection views accept of ``page`` and ``per_page`` (resources.views)."""
+    if name == "page":
+        return {"minimum": 1, "maximum": MAX_ID}
+    if name == "per_page":
+        return {
+            "minimum": 1,
+            "maximum": settings["hyperapi.max_page_size"],
+            "default": settings["hyperapi.page_size"],
+        }
+    return {}
+
+
+def is_collection_post(service, resource_body) -> bool:
+    """A POST that adds to a collection (its preconditions compare the collection's ETag)."""
+    return resource_body is not None and service.name.endswith(".collection")
+
+
+def operation(
+    service, method: str, args: dict, path_params: list[str], settings
+) -> dict[str, Any]:
     schema = args.get("schema")
     parts = {child.name: child for child in schema.children} if schema is not None else {}
     public = is_public(args.get("permission"))
@@ -279,17 +304,29 @@ def operation(service, method: str, args: dict, path_params: list[str]) -> dict[
                     "name": child.name,
                     "in": "query",
                     "required": False,
-                    "schema": node_schema(child),
+                    "schema": {**node_schema(child), **paging_bounds(child.name, settings)},
                 }
             )
-    rate = {
-        "RateLimit": {"$ref": "#/components/headers/RateLimit"},
-        "RateLimit-Policy": {"$ref": "#/components/headers/RateLimit-Policy"},
-    }
-    validators = {
-        "ETag": {"$ref": "#/components/headers/ETag"},
-        "Last-Modified": {"$ref": "#/components/headers/Last-Modified"},
-    }
+    route = service.pyramid_route or service.name
+    limited = settings["hyperapi.ratelimit.enabled"] and (
+        route not in settings["hyperapi.ratelimit.exempt_routes"]
+    )
+    rate = (
+        {
+            "RateLimit": {"$ref": "#/components/headers/RateLimit"},
+            "RateLimit-Policy": {"$ref": "#/components/headers/RateLimit-Policy"},
+        }
+        if limited
+        else {}
+    )
+    # Items and collections have versions (ETag and Last-Modified); the public documents a
+    # digest of their bytes (ETag only, hyperapi.tweens.conditional); the rest neither.
+    versioned = resource_body is not None or is_collection
+    validators = {"ETag": {"$ref": "#/components/headers/ETag"}}
+    if versioned:
+        validators["Last-Modified"] = {"$ref": "#/components/headers/Last-Modified"}
+    elif route not in settings["hyperapi.http_cache.public_routes"]:
+        validators = {}
     responses: dict[str, Any] = {}
     representation = (
         {
@@ -307,6 +344,8 @@ def operation(service, method: str, args: dict, path_params: list[str]) -> dict[
         else {"type": "object"}
     )
     content = {media: {"schema": representation} for media in (JSON, "application/hal+json")}
+    if "text/html" in (args.get("accept") or ()):
+        content = {"text/html": {"schema": {"type": "string"}}}
     if method in ("GET", "HEAD"):
         headers = {**validators, **rate}
         if is_collection:
@@ -314,15 +353,18 @@ def operation(service, method: str, args: dict, path_params: list[str]) -> dict[
         responses["200"] = {"description": "The representation.", "headers": headers}
         if method == "GET":
             responses["200"]["content"] = content
-        if resource_body is not None or is_collection:
+        if validators:
+            # RFC 9110 §13.2.2: every precondition applies to a read with validators.
             responses["304"] = {
                 "description": "Not modified: the cached representation is "
                 "current (If-None-Match / If-Modified-Since).",
-                "headers": validators,
+                "headers": {**validators, **rate},
             }
+            responses["412"] = _ref("precondition-failed")
             op["parameters"] += [
-                {"$ref": "#/components/parameters/If-None-Match"},
-                {"$ref": "#/components/parameters/If-Modified-Since"},
+                {"$ref": f"#/components/parameters/{name}"}
+                for name in PRECONDITION_HEADERS
+                if versioned or not name.endswith("-Since")
             ]
     elif method == "POST":
         if service.name == "tokens":
@@ -340,6 +382,7 @@ def operation(service, method: str, args: dict, path_params: list[str]) -> dict[
                         }
                     }
                 },
+                "headers": rate,
             }
         else:
             responses["201"] = {
@@ -360,16 +403,29 @@ def operation(service, method: str, args: dict, path_params: list[str]) -> dict[
                 "headers": {**validators, **rate},
             }
         else:
-            responses["204"] = {"description": "Done.", "headers": rate}
+            # Following: the follow's own validators, for a later conditional unfollow.
+            validators = {
+                "ETag": {"$ref": "#/components/headers/ETag"},
+                "Last-Modified": {"$ref": "#/components/headers/Last-Modified"},
+            }
+            responses["204"] = {"description": "Done.", "headers": {**validators, **rate}}
     elif method == "DELETE":
         responses["204"] = {"description": "Deleted.", "headers": rate}
-    if method in ("PUT", "PATCH", "DELETE") and (resource_body is not None):
+    writes_item = method in ("PUT", "PATCH", "DELETE") and bool(path_params)
+    if writes_item or (method == "POST" and is_collection_post(service, resource_body)):
+        # Item writes (and follow/unfollow) compare the item's ETag, a POST the collection's
+        # (hyperapi.resources.views.check_write); If-None-Match: * on a PUT means "only if
+        # it does not exist", which never holds for an item PUT cannot create.
         op["parameters"] += [
-            {"$ref": "#/components/parameters/If-Match"},
-            {"$ref": "#/components/parameters/If-Unmodified-Since"},
+            {"$ref": f"#/components/parameters/{name}"}
+            for name in ("If-Match", "If-None-Match", "If-Unmodified-Since")
         ]
         responses["412"] = _ref("precondition-failed")
+    if writes_item:
+        # With hyperapi.require_if_match, a write to an existing item without If-Match.
         responses["428"] = _ref("precondition-required")
+        # A unique field taken by another row, or a concurrent writer that won the race.
+        responses["409"] = _ref("conflict")
     if "body" in parts:
         media = [JSON] + (["application/merge-patch+json"] if method == "PATCH" else [])
         op["requestBody"] = {
@@ -393,7 +449,8 @@ def operation(service, method: str, args: dict, path_params: list[str]) -> dict[
         op["security"] = []
     responses["405"] = _ref("method-not-allowed")
     responses["406"] = _ref("not-acceptable")
-    responses["429"] = _ref("quota-exceeded")
+    if limited:
+        responses["429"] = _ref("quota-exceeded")
     responses["500"] = _ref("internal")
     if service.name == "health.heartbeat":
         responses["503"] = {
@@ -418,7 +475,9 @@ def document(request) -> dict[str, Any]:
         for method, _view, args in service.definitions:
             if method == "OPTIONS":
                 continue
-            item[method.lower()] = operation(service, method, args, path_params)
+            item[method.lower()] = operation(
+                service, method, args, path_params, request.registry.settings
+            )
     try:
         current = version("hyperapi")
     except PackageNotFoundError:  # pragma: no cover
