@@ -249,8 +249,10 @@ def page_request(request, resource: Resource) -> PageRequest:
             from_end=boundary is None,
         )
     page = query.get("page")
-    if page is not None and page < 1:
-        raise invalid("page", "must be 1 or more")
+    # No collection holds more rows than there are ids: a larger page number is a mistake,
+    # and its OFFSET would overflow the database's 64-bit integers (a 500, not a 400).
+    if page is not None and not 1 <= page <= MAX_ID:
+        raise invalid("page", f"must be between 1 and {MAX_ID}")
     try:
         sort = paging.parse_sort(query.get("sort", resource.default_sort), allowed)
     except ValueError as exc:
