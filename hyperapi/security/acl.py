@@ -13,6 +13,7 @@ from pyramid.authorization import ALL_PERMISSIONS, Allow, Authenticated, Deny, E
 from sqlalchemy import select
 
 from ..models import Post
+from ..resources.views import parse_id
 from .identity import ADMIN
 
 BASE_ACL = [
@@ -24,8 +25,9 @@ BASE_ACL = [
 
 
 def _owner_id(request) -> int | None:
-    raw = request.matchdict.get("id", "")
-    return int(raw) if raw.isdigit() and len(raw) <= 10 else None
+    # The one id parser: a number beyond the id column's range names no one, and must not
+    # reach a query (PostgreSQL refuses it with an error, which would be a 500).
+    return parse_id(request.matchdict.get("id", ""))
 
 
 class Root:
