@@ -79,6 +79,10 @@ class BodyLimitGuard:
             return 1  # one attempt needs no seekable copy: the body is never read
         if length is None and request.is_body_readable:
             environ["wsgi.input"] = CappedInput(environ["wsgi.input"], self.limit, environ)
+        # The copy stays in memory: the views read the whole body into memory anyway, and
+        # WebOb's temporary file for a body over 10 kB is never closed, only collected, so
+        # every such request would hold a file descriptor until the garbage collector ran.
+        request.request_body_tempfile_limit = self.limit + 1  # CappedInput gives limit + 1
         return self.then(request) if self.then is not None else None
 
 
