@@ -43,7 +43,9 @@ MAX_ID = 2**31 - 1
 
 
 def parse_id(value: str) -> int | None:
-    if not value.isdigit() or len(value) > 10:
+    # ASCII digits only: str.isdigit() and the routes' \d also take U+0661 (Arabic-Indic
+    # one), which int() reads as 1: /users/%D9%A1 would be a second name of /users/1.
+    if not value.isascii() or not value.isdigit() or len(value) > 10:
         return None
     number = int(value)
     return number if 1 <= number <= MAX_ID else None
