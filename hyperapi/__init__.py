@@ -35,4 +35,6 @@ def main(global_config, **settings):
         config.include(".views")
         # Tweens, in the order written down in hyperapi.tweens.
         config.include(".tweens")
+        # One request class with every request method above built in, not one per request.
+        config.include(".request")
     return config.make_wsgi_app()
