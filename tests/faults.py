@@ -26,15 +26,21 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+import sqlalchemy as sa
+
+from tests.conftest import PASSWORD, TEST_SETTINGS, basic
 
 LOCALHOST = "127.0.0.1"
 GUNICORN = os.path.join(os.path.dirname(sys.executable), "gunicorn")
 #: A COMMIT statement in the PostgreSQL wire protocol (simple or extended query), as sent
 #: by psycopg: the query text is NUL-terminated.
 COMMIT = b"COMMIT\x00"
+ROLLBACK = b"ROLLBACK\x00"
 
 
 def free_port() -> int:
@@ -79,11 +85,11 @@ class Link:
                 data = source.recv(65536)
                 if not data:
                     break
-                if outbound and COMMIT in data:
+                if outbound and self.proxy.cut_statement in data:
                     if self.proxy.take_commit_fault():
                         self.fail_commit(data)
                         return
-                    if self.proxy.commit_delay:
+                    if self.proxy.commit_delay and COMMIT in data:
                         # Hold the COMMIT back: the request stays in flight meanwhile.
                         time.sleep(self.proxy.commit_delay)
                 if not outbound and self.muted.is_set():
@@ -122,6 +128,7 @@ class FaultProxy:
         self.lock = threading.Lock()
         self.commit_faults = 0
         self.commit_delivered = False
+        self.cut_statement = COMMIT
         #: Seconds each COMMIT is held before it is forwarded.
         self.commit_delay = 0.0
         #: Connections accepted in each mode, and COMMITs cut: what a test can assert on.
@@ -198,16 +205,17 @@ class FaultProxy:
         for sock in held:
             reset(sock)
 
-    def cut_at_commit(self, *, delivered: bool, count: int = 1) -> None:
+    def cut_at_commit(self, *, delivered: bool, count: int = 1, statement: bytes = COMMIT) -> None:
         """Drop the connection of the next ``count`` transactions that send COMMIT.
 
         ``delivered``: the backend receives and executes the COMMIT before the cut (the
         change is stored, the client never hears so); otherwise it never sees it (the
-        change is rolled back).
+        change is rolled back). ``statement`` cuts at another one (``ROLLBACK\x00``).
         """
         with self.lock:
             self.commit_faults = count
             self.commit_delivered = delivered
+            self.cut_statement = statement
 
     def close(self) -> None:
         self.running = False
@@ -489,3 +497,82 @@ class Tally:
         kinds = sorted({k for k, _ in self.counts})
         detail = "; ".join(f"{k}: {self.statuses(k)}" for k in kinds)
         return f"requests {self.total}, errors by status {self.errors()}; {detail}"
+
+
+# -- the API as the tests' clients use it ---------------------------------------------------
+
+#: The secrets a production-environment server needs, from its environment.
+SECRETS = {"HYPERAPI_SECRET": "s" * 40, "HYPERAPI_AUTH_TOKEN_SECRETS": "t" * 40}
+#: The Retry-After of the servers' 503s while their database is away.
+RETRY_AFTER = "2"
+
+
+def server_settings(database_url: str, **overrides: str) -> dict[str, str]:
+    """Production, with the test suite's cheap hashing and generous limits, fast timeouts."""
+    return {
+        **TEST_SETTINGS,
+        "hyperapi.environment": "production",
+        "sqlalchemy.url": database_url,
+        "sqlalchemy.pool_size": "4",
+        "sqlalchemy.connect_timeout": "1",
+        "hyperapi.database.retry_after": RETRY_AFTER,
+        "hyperapi.heartbeat.timeout": "2",
+        **overrides,
+    }
+
+
+def register(server: Server) -> dict[str, str]:
+    """A new user, logged in: its Bearer header."""
+    name = "u" + uuid.uuid4().hex[:12]
+    reply = server.request(
+        "POST",
+        "/api/v1/users",
+        body={"username": name, "email": f"{name}@example.com", "password": PASSWORD},
+    )
+    assert reply.status == 201, reply.body
+    reply = server.request("POST", "/api/v1/tokens", headers=basic(name))
+    assert reply.status == 200, reply.body
+    return {"Authorization": "Bearer " + reply.json["token"], "username": name}
+
+
+def bearer(account: dict[str, str]) -> dict[str, str]:
+    return {"Authorization": account["Authorization"]}
+
+
+def stored(database, keys: list[str]) -> dict[str, int]:
+    """How many posts carry each body in ``keys``, read straight from PostgreSQL."""
+    table = sa.table("posts", sa.column("body"))
+    with database.connect() as connection:
+        rows = connection.execute(
+            sa.select(table.c.body, sa.func.count())
+            .where(table.c.body.in_(keys))
+            .group_by(table.c.body)
+        ).all()
+    return {body: n for body, n in rows}
+
+
+def consistent_counters(database) -> tuple[int, int, int]:
+    """Posts, the posts collection's count, and the sum of users' post_count."""
+    with database.connect() as connection:
+        posts = connection.exec_driver_sql("SELECT count(*) FROM posts").scalar()
+        state = connection.exec_driver_sql(
+            "SELECT count FROM collection_states WHERE name = 'posts'"
+        ).scalar()
+        authored = connection.exec_driver_sql("SELECT sum(post_count) FROM users").scalar()
+    return posts, state, authored or 0
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.05):
+    """Poll ``predicate`` until it returns something true; the time it took, or None."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(interval)
+    return None
+
+
+def report(title: str, *lines: str) -> str:
+    text = "\n".join([f"[{title}]", *(f"  {line}" for line in lines)])
+    print("\n" + text)
+    return text

@@ -16,11 +16,13 @@ writes can be committed: there is no commit.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import zope.sqlalchemy
 from sqlalchemy import engine_from_config, event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from zope.sqlalchemy.datamanager import STATUS_ACTIVE, STATUS_CHANGED
 
@@ -178,10 +180,15 @@ def in_transaction(request) -> bool:
 
 
 def _close_read(request) -> None:
+    # The answer is made by now: a connection lost since has rolled back by itself, and
+    # SQLAlchemy invalidates it (the pool never lends it again). Raising here, in a finished
+    # callback, would turn that good answer into the WSGI server's 500.
     session = request.__dict__.get("dbsession")
     if session is not None:
-        session.close()
-    request.__dict__["dbconnection"].close()  # rolls back whatever the read did
+        with contextlib.suppress(DBAPIError):
+            session.close()
+    with contextlib.suppress(DBAPIError):
+        request.__dict__["dbconnection"].close()  # rolls back whatever the read did
 
 
 def dbconnection(request) -> Connection:
