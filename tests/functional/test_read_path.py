@@ -1,0 +1,136 @@
+"""The read path: no transaction manager, one connection, one statement for a Bearer token.
+
+What makes GETs fast must not change what they answer: these tests pin the mechanisms
+(hyperapi.models, .security.bearer, .links, .request) and the behaviour they must keep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from pyramid.interfaces import IRequestExtensions, IRequestFactory
+from pyramid.request import Request
+from sqlalchemy import event
+
+from hyperapi import links
+
+
+@contextlib.contextmanager
+def engine_events(app, *names):
+    """Record the named engine/pool events of both engines while the block runs."""
+    seen: list[tuple[str, object]] = []
+    database = app.registry.database
+    listeners = []
+    for engine in {database.engine, database.write_engine}:
+        for name in names:
+            target = engine.pool if name in ("checkout", "checkin") else engine
+
+            def record(*args, _name=name):
+                seen.append((_name, args[2] if _name == "before_cursor_execute" else None))
+
+            event.listen(target, name, record)
+            listeners.append((target, name, record))
+    try:
+        yield seen
+    finally:
+        for target, name, record in listeners:
+            event.remove(target, name, record)
+
+
+def bearer(testapp, account) -> dict[str, str]:
+    token = testapp.post("/api/v1/tokens", headers=account["auth"]).json["token"]
+    return {"Authorization": "Bearer " + token}
+
+
+def test_a_read_takes_one_connection_and_commits_nothing(app, testapp, alice):
+    headers = bearer(testapp, alice)
+    with engine_events(app, "checkout", "commit") as seen:
+        testapp.get(f"/api/v1/users/{alice['id']}", headers=headers)
+    assert [name for name, _ in seen] == ["checkout"]
+
+
+def test_a_write_still_commits(app, testapp, alice):
+    with engine_events(app, "commit") as seen:
+        testapp.patch_json(
+            f"/api/v1/users/{alice['id']}", {"about_me": "hi"}, headers=alice["auth"]
+        )
+    assert [name for name, _ in seen] == ["commit"]
+    assert testapp.get(f"/api/v1/users/{alice['id']}", headers=alice["auth"]).json["about_me"]
+
+
+def test_a_bearer_token_costs_one_statement_with_the_database_store(app, testapp, alice):
+    headers = bearer(testapp, alice)
+    path = f"/api/v1/users/{alice['id']}"
+    etag = testapp.get(path, headers=headers).headers["ETag"]
+    with engine_events(app, "before_cursor_execute") as seen:
+        testapp.get(path, headers={**headers, "If-None-Match": etag}, status=304)
+    statements = [sql for _, sql in seen if sql.startswith("SELECT")]  # SQLite adds BEGIN
+    auth = [s for s in statements if "token_generation" in s]
+    assert len(auth) == 1, statements
+    if hasattr(app.registry.revocations, "revoked_clause"):  # the database store
+        assert "revoked_tokens" in auth[0]
+        assert len(statements) == 2, statements  # the user and revocation, the validators
+    else:  # Redis: the revocation is asked there, not in SQL
+        assert not [s for s in statements if "revoked_tokens" in s]
+
+
+def test_a_remembered_token_is_refused_once_revoked_and_after_a_password_change(testapp, alice):
+    path = f"/api/v1/users/{alice['id']}"
+    revoked, other = bearer(testapp, alice), bearer(testapp, alice)
+    for headers in (revoked, other):
+        testapp.get(path, headers=headers)  # verified, so remembered
+    testapp.delete("/api/v1/tokens", headers=revoked, status=204)
+    testapp.get(path, headers=revoked, status=401)
+    testapp.get(path, headers=other, status=200)
+    testapp.patch_json(path, {"password": "another good password"}, headers=other)
+    refused = testapp.get(path, headers=other, status=401)
+    assert refused.json["detail"] == "Authentication failed: the token has been revoked."
+
+
+def test_a_read_that_fails_leaves_the_next_read_a_clean_connection(testapp, alice):
+    testapp.get("/api/v1/users/999999", headers=alice["auth"], status=404)
+    testapp.get("/api/v1/users/abc", headers=alice["auth"], status=404)
+    assert testapp.get(f"/api/v1/users/{alice['id']}", headers=alice["auth"]).status_int == 200
+
+
+def test_links_are_what_route_url_builds(app):
+    cases = [
+        ("users.item", {"id": 7}),
+        ("users.follow", {"id": 7, "other_id": 9}),
+        ("users.collection", {}),
+        ("api.problem", {"kind": "not found/é"}),
+        ("students.collection", {"_query": {"per_page": 5, "cursor": "a b"}}),
+    ]
+    for base in ("http://api.example.com", "https://api.example.com:8443", "http://h/mount%20x"):
+        request = Request.blank("/api/v1/", base_url=base)
+        request.registry = app.registry
+        for route, kw in cases:
+            assert links.href(request, route, **kw) == request.route_url(route, **kw)
+
+
+def test_links_follow_a_trusted_proxy(app_factory, clean, accounts):
+    from webtest import TestApp
+
+    proxied = TestApp(
+        app_factory(**{"hyperapi.trusted_proxies": "10.0.0.0/8"}),
+        extra_environ={"HTTP_HOST": "internal:8000", "REMOTE_ADDR": "10.1.2.3"},
+    )
+    alice = accounts.create("alice")
+    response = proxied.get(
+        f"/api/v1/users/{alice['id']}",
+        headers={
+            **alice["auth"],
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "api.example.org",
+        },
+    )
+    assert response.json["_links"]["self"]["href"] == (
+        f"https://api.example.org/api/v1/users/{alice['id']}"
+    )
+
+
+def test_request_methods_are_built_into_one_request_class(app):
+    request_class = app.registry.queryUtility(IRequestFactory)
+    assert app.registry.queryUtility(IRequestExtensions) is None
+    for name in ("dbsession", "dbconnection", "client_address", "request_id", "tm"):
+        assert name in vars(request_class), name
