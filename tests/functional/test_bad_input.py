@@ -13,8 +13,10 @@ paging and filter parameters out of bounds.
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import pytest
@@ -391,3 +393,15 @@ def test_bad_input_gets_a_4xx_problem_and_changes_nothing(app, testapp, world, b
     if bad.status == 401:
         assert "WWW-Authenticate" in response.headers
     assert snapshot(app) == before
+
+
+def test_a_body_over_webobs_10_kilobyte_threshold_leaves_no_file_open(testapp, alice):
+    """pyramid_retry copies each body; a copy in a temporary file was never closed."""
+    headers = {**alice["auth"], "Content-Type": JSON}
+    gc.collect()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        testapp.post("/api/v1/posts", js({"body": "x" * 20_000}), headers=headers, status=400)
+        testapp.post("/api/v1/posts", js({"body": "x" * 9_000}), headers=headers, status=201)
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
