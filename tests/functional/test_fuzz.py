@@ -225,8 +225,9 @@ def test_generated_requests_get_no_server_error_and_conform_to_the_document(
             run_operation(fuzzer, operation, GenerationMode.NEGATIVE)
     assert fuzzer.total >= MIN_REQUESTS, fuzzer.summary()
     assert not [status for status in fuzzer.statuses if status >= 500], fuzzer.summary()
-    # The admin stayed signed in: generated requests reached the resources themselves.
-    assert fuzzer.successes() >= fuzzer.total // 10, fuzzer.summary()
+    # The admin stayed signed in, so generated requests reached the resources themselves.
+    assert fuzzer.successes() >= fuzzer.total // 20, fuzzer.summary()
+    fuzzer.testapp.get(fuzzer.admin_path, headers=fuzzer.auth, status=200)
     announce(fuzzer.summary())
 
 
