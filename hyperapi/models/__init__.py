@@ -5,13 +5,13 @@ requests reach their session through the reified ``request.dbsession`` (and, for
 statements, ``request.dbconnection``). pyramid_tm owns the transaction of every write:
 request code never commits.
 
-Reads (GET, HEAD, OPTIONS) stay out of pyramid_tm (its ``tm.activate_hook``): they get one
-pooled connection for the whole request, in a transaction that is always rolled back when
-the request finishes, and their session is bound to it without joining zope.sqlalchemy.
-Measured with bench/hotpath.py, the transaction manager's begin/commit and
+Reads (GET, HEAD, OPTIONS) stay out of pyramid_tm (its ``tm.activate_hook``): they read
+through one pooled connection for the whole request (``request.dbconnection``, autocommit
+on PostgreSQL, see :class:`Database`), and should one need the ORM, their session has a
+connection and a transaction of its own that is never committed, without joining
+zope.sqlalchemy. Measured with bench/hotpath.py, the transaction manager's begin/commit and
 ``zope.sqlalchemy.register`` (seven event listeners per session) were about a fifth of a
-Bearer item GET, for a transaction that never had anything to commit. Nothing a read
-writes can be committed: there is no commit.
+Bearer item GET, for a transaction that never had anything to commit.
 """
 
 from __future__ import annotations
@@ -152,6 +152,16 @@ class Database:
             self.write_engine = self.engine
         self.read_sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
         self.write_sessions = sessionmaker(bind=self.write_engine, expire_on_commit=False)
+        # What a read request's connection comes from. On PostgreSQL, autocommit: at its
+        # default READ COMMITTED level every statement takes its own snapshot inside a
+        # transaction as well as outside one, so a read's BEGIN and ROLLBACK bought nothing
+        # but two round trips (psycopg sets autocommit on the client, sending no SQL). SQLite
+        # keeps its deferred BEGIN, which costs no round trip and holds one snapshot.
+        self.read_engine = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.engine.dialect.name == "postgresql"
+            else self.engine
+        )
 
     def session(self, transaction_manager, *, write: bool) -> Session:
         """A session joined to ``transaction_manager``'s transaction."""
@@ -194,12 +204,13 @@ def _close_read(request) -> None:
 def dbconnection(request) -> Connection:
     """The request's connection, for Core statements.
 
-    A read's own pooled connection (closed, and so rolled back, when the request finishes);
-    a write's is its session's, inside pyramid_tm's transaction.
+    A read's own pooled connection, for reading (on PostgreSQL each statement commits by
+    itself, see Database), returned to the pool when the request finishes; a write's is its
+    session's, inside pyramid_tm's transaction.
     """
     if request.method not in SAFE_METHODS:
         return request.dbsession.connection()
-    connection = request.registry.database.engine.connect()
+    connection = request.registry.database.read_engine.connect()
     request.add_finished_callback(_close_read)
     return connection
 
@@ -208,8 +219,18 @@ def dbsession(request) -> Session:
     """The request's session; unsafe methods get one that begins with the write lock."""
     database: Database = request.registry.database
     if request.method in SAFE_METHODS:
-        return database.read_sessions(bind=request.dbconnection)
+        # A connection of its own, in a transaction that is never committed: on PostgreSQL
+        # the read connection commits each statement (see Database), and whatever a read's
+        # session writes must not be kept. Read paths use request.dbconnection.
+        session = database.read_sessions()
+        request.add_finished_callback(_close_read_session)
+        return session
     return database.session(request.tm, write=True)
+
+
+def _close_read_session(request) -> None:
+    with contextlib.suppress(DBAPIError):
+        request.__dict__["dbsession"].close()  # rolls back whatever the read did
 
 
 def includeme(config) -> None:

@@ -265,7 +265,7 @@ def page_request(request, resource: Resource) -> PageRequest:
 
 def collection_get(request, resource: Resource, relation: Relation | None = None) -> Response:
     page = page_request(request, resource)
-    session = request.dbsession
+    session = request.dbconnection  # Core only: states, the page, its count
     table = resource.table
     where = []
     parent = None

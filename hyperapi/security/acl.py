@@ -10,7 +10,7 @@ except ``follow``.
 from __future__ import annotations
 
 from pyramid.authorization import ALL_PERMISSIONS, Allow, Authenticated, Deny, Everyone
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ..models import Post
 from ..resources.views import parse_id
@@ -28,6 +28,9 @@ def _owner_id(request) -> int | None:
     # The one id parser: a number beyond the id column's range names no one, and must not
     # reach a query (PostgreSQL refuses it with an error, which would be a 500).
     return parse_id(request.matchdict.get("id", ""))
+
+
+AUTHOR = select(Post.author_id).where(Post.id == bindparam("id"))
 
 
 class Root:
@@ -60,9 +63,7 @@ class PostContext(Root):
         post_id = _owner_id(self.request)
         author = None
         if post_id is not None:
-            author = self.request.dbsession.execute(
-                select(Post.author_id).where(Post.id == post_id)
-            ).scalar()
+            author = self.request.dbconnection.execute(AUTHOR, {"id": post_id}).scalar()
         if author is None:
             # No such post: any authenticated user may get as far as its 404.
             return [(Allow, Authenticated, "edit"), *BASE_ACL]
