@@ -24,9 +24,10 @@ from typing import Any
 
 from pyramid.httpexceptions import HTTPException, HTTPNotFound
 from pyramid.response import Response
-from pyramid_retry import is_error_retryable, is_last_attempt
+from pyramid_retry import IRetryableError, is_error_retryable, is_last_attempt
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from zope.interface import alsoProvides
 
 from .models import SAFE_METHODS, commit_in_doubt
 
@@ -262,6 +263,25 @@ def describe(exc: Exception) -> str:
     return f"{type(cause).__name__}: {lines[0] if lines else ''}"
 
 
+def tag_lost_race(request, exc: Exception) -> bool:
+    """Mark a transaction that lost a race (SQLSTATE 40: serialization failure, deadlock)
+    retryable, so that pyramid_retry replays the request.
+
+    zope.sqlalchemy knows these errors are transient, and pyramid_tm asks it, but only when
+    no commit veto rejected the response first; hyperapi sets one (``tm.commit_veto``) and
+    this view's 503 is such a response, so the question is asked here, while the request's
+    transaction and its session are still there to answer it.
+    """
+    try:
+        transaction = request.tm.get()
+    except Exception:  # no transaction (called from a tween, after pyramid_tm): no retry
+        return False
+    if transaction.isRetryableError(exc):
+        alsoProvides(exc, IRetryableError)
+        return True
+    return False
+
+
 def database_unavailable_view(exc: Exception, request) -> Problem:
     """503 with ``Retry-After`` when the database cannot serve: retry later, not a bug.
 
@@ -274,6 +294,13 @@ def database_unavailable_view(exc: Exception, request) -> Problem:
     the code.
     """
     in_doubt = commit_in_doubt(exc)
+    if tag_lost_race(request, exc) and is_last_attempt(request):
+        # The database answered: it is reachable, and the request lost on every attempt.
+        return Problem(
+            "conflict",
+            "Concurrent requests changed what this one depends on, on every attempt; "
+            "nothing was changed. Retry it.",
+        )
     if is_error_retryable(request, exc) and not is_last_attempt(request):
         log.info("retrying after %s [request_id=%s]", type(exc).__name__, request.request_id)
     else:
