@@ -95,7 +95,12 @@ def node_schema(node: colander.SchemaNode) -> dict[str, Any]:
                     "format": "uri-reference",
                     "description": f"URL of one of the {typ.collection}",
                 },
-                {"type": "integer", "minimum": 1, "description": "its id"},
+                {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": types.MAX_ID,
+                    "description": "its id",
+                },
             ]
         }
     elif isinstance(typ, types.QueryInteger):

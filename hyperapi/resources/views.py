@@ -30,6 +30,7 @@ from .. import links
 from ..errors import Problem
 from ..models.collections import bump, states
 from ..models.meta import utcnow
+from ..schemas.types import MAX_ID
 from . import paging, validation
 from . import validators as current
 from .declaration import Relation, Resource, request_schema
@@ -37,9 +38,6 @@ from .paging import AFTER, BEFORE, PageRequest
 from .preconditions import Outcome, Validators, evaluate
 from .representation import item_etag, media_type, no_content, not_modified, respond
 from .service import Service
-
-#: Ids are PostgreSQL ``integer``s; a larger number names no resource.
-MAX_ID = 2**31 - 1
 
 
 def parse_id(value: str) -> int | None:

@@ -16,6 +16,9 @@ from typing import Any
 import colander
 
 INT64_MAX = 2**63 - 1
+#: Ids are PostgreSQL ``integer``s: a larger number names no row, and must not reach a
+#: query (PostgreSQL refuses it with an error, which would be a 500).
+MAX_ID = 2**31 - 1
 
 
 def format_datetime(value: dt.datetime | None) -> str | None:
@@ -102,7 +105,8 @@ class Reference(colander.SchemaType):
 
     def __init__(self, collection: str):
         self.collection = collection
-        self.pattern = re.compile(rf"(?:^|/)api/v1/{re.escape(collection)}/(\d{{1,18}})/?$")
+        # [0-9], not \d: \d also matches other scripts' digits, which int() accepts.
+        self.pattern = re.compile(rf"(?:^|/)api/v1/{re.escape(collection)}/([0-9]{{1,18}})/?$")
 
     def serialize(self, node, appstruct):
         return colander.null if appstruct is colander.null else appstruct
@@ -112,15 +116,15 @@ class Reference(colander.SchemaType):
             return colander.null
         if isinstance(cstruct, str) and cstruct.isascii() and cstruct.isdigit():
             cstruct = int(cstruct) if len(cstruct) <= 18 else 0  # query strings say "7"
-        if isinstance(cstruct, int) and not isinstance(cstruct, bool):
-            if cstruct < 1 or cstruct > INT64_MAX:
-                raise colander.Invalid(node, "is not an existing id")
-            return cstruct
         if isinstance(cstruct, str) and len(cstruct) <= 2048:
             path = re.sub(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*", "", cstruct).split("?")[0]
             match = self.pattern.search(path)
             if match:
-                return int(match.group(1))
+                cstruct = int(match.group(1))
+        if isinstance(cstruct, int) and not isinstance(cstruct, bool):
+            if cstruct < 1 or cstruct > MAX_ID:
+                raise colander.Invalid(node, "is not an existing id")
+            return cstruct
         raise colander.Invalid(
             node, f"must be the URL of one of the {self.collection} (or its id)"
         )
