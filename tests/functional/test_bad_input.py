@@ -130,6 +130,13 @@ BODIES = [
     patch_user("object-for-string", js({"about_me": {"$ne": ""}})),
     register("huge-integer-5000-digits", b'{"student": 1' + b"0" * 5000 + b', "class": 1}'),
     register("integer-beyond-64-bits", js({"student": 10**20, "class": 1})),
+    register("reference-beyond-int32", js({"student": 146281814144748896, "class": 1})),
+    register(
+        "url-reference-beyond-int32", js({"student": "/api/v1/students/2147483648", "class": 1})
+    ),
+    register(
+        "url-reference-in-other-digits", js({"student": "/api/v1/students/\u0661", "class": 1})
+    ),
     register("float-for-reference", js({"student": 1.5, "class": 1})),
     register("negative-reference", js({"student": -1, "class": 1})),
     register("zero-reference", js({"student": 0, "class": 1})),
@@ -281,6 +288,7 @@ QUERIES = [
     query("sort-by-private-email", "/api/v1/users?sort=email"),
     query("sort-with-sql", "/api/v1/users?sort=id;DROP%20TABLE%20users"),
     query("filter-by-private-email", "/api/v1/users?email=alice@example.com"),
+    query("filter-reference-beyond-int32", "/api/v1/posts?author=146281814144748896"),
     query("filter-by-is-admin", "/api/v1/users?is_admin=true"),
     query("cursor-garbage", "/api/v1/posts?cursor=garbage"),
     query("cursor-10-kilobytes", "/api/v1/posts?cursor=" + "a" * 10_240),
