@@ -29,6 +29,7 @@ from ..errors import Problem, Throttle
 from ..interfaces import IRevocations
 from ..models import RevokedToken
 from ..models.meta import utcnow
+from ..schemas.types import MAX_ID
 from ..settings import ConfigurationError
 from .identity import AuthenticationFailed
 
@@ -116,6 +117,9 @@ class TokenService:
             )
         except (TypeError, KeyError, ValueError):
             raise AuthenticationFailed("the token is not valid") from None
+        if not 1 <= claims.user_id <= MAX_ID or abs(claims.generation) > MAX_ID:
+            # Only a holder of the secret could sign these; still no id PostgreSQL refuses.
+            raise AuthenticationFailed("the token is not valid")
         return claims
 
 

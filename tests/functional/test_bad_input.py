@@ -233,6 +233,7 @@ CREDENTIALS = [
     as_credentials("bearer-other-secret", "other-secret"),
     as_credentials("bearer-signed-non-object", "non-object"),
     as_credentials("bearer-revoked", "revoked"),
+    as_credentials("bearer-signed-user-id-beyond-int32", "huge-user-id"),
 ]
 
 PRECONDITIONS = [
@@ -360,6 +361,8 @@ def authorization(app, testapp, world, name: str) -> dict[str, str]:
         token = token.dumps(claims)
     elif name == "non-object":
         token = serializer.dumps("alice")
+    elif name == "huge-user-id":
+        token = serializer.dumps({**claims, "u": 10**30})
     elif name == "revoked":
         header = world["accounts"].token(alice)
         testapp.delete("/api/v1/tokens", headers=header, status=204)
