@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 
 import pytest
+from limits.storage import memory
 
 from hyperapi.ratelimit import Limiter, Outcome, Policies
+from hyperapi.ratelimit.limiter import LazyMemoryStorage
 from hyperapi.ratelimit.policies import parse_limit, parse_routes
 from hyperapi.settings import DEFAULTS, parse
 
@@ -107,11 +111,46 @@ def test_after_a_failure_the_storage_is_left_alone_for_the_retry_interval():
     limiter = Limiter("redis://127.0.0.1:1/0", retry_interval=5, clock=lambda: now[0])
     policy = parse_limit("3/minute", name="default")
     calls = []
-    original = limiter.strategy.hit
-    limiter.strategy.hit = lambda *a, **k: calls.append(a) or original(*a, **k)
+    original = limiter.storage.incr
+    limiter.storage.incr = lambda *a, **k: calls.append(a) or original(*a, **k)
     limiter.hit(policy, "k")
     limiter.hit(policy, "k")
     assert len(calls) == 1
     now[0] += 5
     limiter.hit(policy, "k")
     assert len(calls) == 2
+
+
+def test_memory_storage_starts_no_timer_thread_per_hit(monkeypatch):
+    limiter = Limiter("memory://")
+    policy = parse_limit("1000/minute", name="default")
+    started = []
+    monkeypatch.setattr(memory.threading, "Timer", lambda *a, **k: started.append(a))
+    for n in range(200):
+        limiter.hit(policy, f"client-{n % 7}")
+    assert started == []
+    assert limiter.peek(policy, "client-0").remaining == 1000 - 29
+
+
+def test_memory_storage_still_forgets_expired_clients():
+    storage = LazyMemoryStorage(sweep_interval=0)
+    storage.incr("gone", 0.01)
+    storage.acquire_entry("gone-too", limit=5, expiry=0.01)
+    time.sleep(0.02)
+    storage.incr("kept", 60)
+    assert set(storage.storage) == {"kept"}
+    assert storage.events.get("gone-too") == []  # the library keeps the emptied list
+
+
+def test_a_fixed_window_hit_on_redis_is_two_round_trips(redis_url):
+    limiter = Limiter(redis_url, key_prefix=f"test-{uuid.uuid4().hex}")
+    policy = parse_limit("3/minute", name="default")
+    client = limiter.storage.get_connection()
+    commands = []
+    original = client.execute_command
+    client.execute_command = lambda *a, **k: commands.append(a[0]) or original(*a, **k)
+    outcomes = [limiter.hit(policy, "k") for _ in range(4)]
+    assert len(commands) == 2 * 4, commands
+    assert [o.remaining for o in outcomes] == [2, 1, 0, 0]
+    assert [o.allowed for o in outcomes] == [True, True, True, False]
+    assert all(0 < o.reset_after <= 60 for o in outcomes)
