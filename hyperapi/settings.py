@@ -114,7 +114,8 @@ DEFAULTS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "sqlalchemy.url": ("sqlite:///hyperapi.sqlite", str),
     "sqlalchemy.pool_size": ("5", as_int),
     "sqlalchemy.max_overflow": ("10", as_int),
-    "sqlalchemy.pool_pre_ping": ("true", asbool),
+    # A SELECT 1 per checkout; off: a dead pooled connection is replayed instead (models).
+    "sqlalchemy.pool_pre_ping": ("false", asbool),
     # PostgreSQL: seconds to wait for a new connection before the request gets a 503.
     "sqlalchemy.connect_timeout": ("5", as_int),
     # Retry-After of the 503 answered while the database cannot be reached, in seconds.

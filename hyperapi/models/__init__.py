@@ -20,6 +20,7 @@ import contextlib
 from typing import Any
 
 import zope.sqlalchemy
+from pyramid_retry import mark_error_retryable
 from sqlalchemy import engine_from_config, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
@@ -104,6 +105,14 @@ def _track_commits(engine: Engine) -> None:
             return
         if connection.info.pop(COMMITTING, False):
             context.sqlalchemy_exception.hyperapi_commit_in_doubt = True
+        elif context.is_disconnect and not context.is_pre_ping:
+            # A pooled connection turned out dead (the database restarted, a proxy or
+            # firewall dropped it) before any COMMIT was sent, so nothing was stored.
+            # SQLAlchemy has invalidated the pool (every connection as old as this one is
+            # replaced on checkout): pyramid_retry replays the request on a new connection,
+            # and the client sees a 503 only if the database is still away. This is what
+            # lets ``sqlalchemy.pool_pre_ping`` be off (see production.ini).
+            mark_error_retryable(context.sqlalchemy_exception)
 
 
 def commit_in_doubt(exc: BaseException) -> bool:

@@ -117,4 +117,4 @@ def test_production_ini_holds_no_secret_and_no_address():
     for name in ("sqlalchemy.url", "hyperapi.redis.url", "hyperapi.ratelimit.storage_url"):
         assert app[name] == "", name
     assert not [name for name in app if "secret" in name]
-    assert (app["sqlalchemy.pool_size"], app["sqlalchemy.pool_pre_ping"]) == ("10", "true")
+    assert (app["sqlalchemy.pool_size"], app["sqlalchemy.pool_pre_ping"]) == ("10", "false")
