@@ -74,8 +74,12 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int, begin: str) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection):
-        connection.exec_driver_sql(begin)
+        if not connection.get_execution_options().get(AUTOCOMMIT_READS):
+            connection.exec_driver_sql(begin)
 
+
+#: An execution option of SQLite's read connections: no explicit BEGIN (see Database).
+AUTOCOMMIT_READS = "hyperapi_autocommit_reads"
 
 #: Marks a DBAPI connection whose COMMIT has been sent and not yet answered.
 COMMITTING = "hyperapi.committing"
@@ -165,12 +169,16 @@ class Database:
         # default READ COMMITTED level every statement takes its own snapshot inside a
         # transaction as well as outside one, so a read's BEGIN and ROLLBACK bought nothing
         # but two round trips (psycopg sets autocommit on the client, sending no SQL). SQLite
-        # keeps its deferred BEGIN, which costs no round trip and holds one snapshot.
-        self.read_engine = (
-            self.engine.execution_options(isolation_level="AUTOCOMMIT")
-            if self.engine.dialect.name == "postgresql"
-            else self.engine
-        )
+        # reads the same way: without the explicit BEGIN (pysqlite's own transaction
+        # handling is off, see _configure_sqlite) each statement is its own transaction
+        # with its own snapshot, as on PostgreSQL. That BEGIN was one more statement
+        # through SQLAlchemy's execute path per read, a tenth of a 304 in bench/hotpath.py.
+        # (SQLAlchemy's isolation_level="AUTOCOMMIT" is not used on SQLite: resetting it on
+        # checkin turns pysqlite's implicit transactions back on.)
+        if self.engine.dialect.name == "postgresql":
+            self.read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            self.read_engine = self.engine.execution_options(**{AUTOCOMMIT_READS: True})
 
     def session(self, transaction_manager, *, write: bool) -> Session:
         """A session joined to ``transaction_manager``'s transaction."""
