@@ -21,6 +21,7 @@ import contextlib
 import datetime as dt
 import importlib.util
 import json
+import math
 import os
 import platform
 import re
@@ -203,6 +204,7 @@ class Options:
     workers: int
     worker_class: str
     gthreads: int
+    worker_connections: int
     users: int
     posts: int
     students: int
@@ -225,6 +227,12 @@ def parse_options(argv: list[str] | None = None) -> Options:
     # gthread: measured faster than sync here (see README.md), and keeps connections alive.
     parser.add_argument("--worker-class", default="gthread", choices=["sync", "gthread"])
     parser.add_argument("--gthreads", type=int, default=4, help="threads per gthread worker")
+    parser.add_argument(
+        "--worker-connections",
+        type=int,
+        help="connections one gthread worker holds at once (default: the most connections "
+        "a scenario opens, split evenly between the workers; see README.md)",
+    )
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--posts", type=int, default=10000)
     parser.add_argument("--students", type=int, help="rows in the big table (1,000,000)")
@@ -246,6 +254,10 @@ def parse_options(argv: list[str] | None = None) -> Options:
         workers=args.workers,
         worker_class=args.worker_class,
         gthreads=args.gthreads,
+        worker_connections=args.worker_connections
+        or even_share(
+            max(args.connections, *(s.get("connections", 0) for s in SCENARIOS)), args.workers
+        ),
         users=args.users,
         posts=args.posts,
         students=args.students or (100_000 if args.quick else 1_000_000),
@@ -254,6 +266,11 @@ def parse_options(argv: list[str] | None = None) -> Options:
         keep=args.keep,
         command=shlex.join(shown),
     )
+
+
+def even_share(connections: int, workers: int) -> int:
+    """Connections per worker that leave no worker idle while another holds them all."""
+    return max(1, math.ceil(connections / workers))
 
 
 def check_tools() -> None:
@@ -494,6 +511,11 @@ def start_server(
     ]
     if options.worker_class == "gthread":
         argv += ["--threads", str(options.gthreads)]
+        # A gthread worker accepts every connection it can, and keeps it: left alone, one
+        # process could take all of wrk's connections at the start of a run and serve them on
+        # one core while the other idles (measured: about half the requests per second, in
+        # some runs and not others, for every server alike).
+        argv += ["--worker-connections", str(options.worker_connections)]
     # Later options win: a server may set its own worker class or anything else.
     argv += SERVERS[name].get("gunicorn", [])
     process = procs.start(argv, workdir / f"{label}.log", cwd=workdir)
@@ -758,7 +780,11 @@ def machine_facts(options: Options, backends: list[str]) -> dict[str, str]:
         "python": platform.python_version(),
         "wrk": tool_version(["wrk", "--version"]).split(" Copyright")[0],
         "gunicorn": f"{gunicorn.__version__}, {options.workers} {options.worker_class} workers"
-        + (f" x {options.gthreads} threads" if options.worker_class == "gthread" else ""),
+        + (
+            f" x {options.gthreads} threads, at most {options.worker_connections} connections each"
+            if options.worker_class == "gthread"
+            else ""
+        ),
         "SQLAlchemy": sqlalchemy.__version__,
         "backends": ", ".join(backends),
         "hyperapi": hyperapi_revision(),
