@@ -16,6 +16,8 @@ guard first, whose 429 is returned from here as it is.
 
 from __future__ import annotations
 
+import functools
+
 from pyramid.httpexceptions import HTTPException
 from pyramid.interfaces import IRoutesMapper
 
@@ -49,15 +51,21 @@ def ratelimit_tween_factory(handler, registry):
         zip(_routes(registry, [p.route for p in policies.routes]), policies.routes, strict=True)
     )
 
-    def policy_for(request):
-        """The request's policy; None for an exempt route."""
-        path = request.path_info
+    # Remembered per method and path: matching every exempt and overriding route's pattern
+    # was about a dozen regular expressions per request, and the answer depends on nothing
+    # else. Bounded, since paths come from clients.
+    @functools.lru_cache(maxsize=4096)
+    def policy_of(method: str, path: str):
+        """The policy of a request; None for an exempt route."""
         if any(route.match(path) is not None for route in exempt):
             return None
         for route, override in overrides:
-            if override.applies_to(request.method) and route.match(path) is not None:
+            if override.applies_to(method) and route.match(path) is not None:
                 return override.policy
         return policies.default
+
+    def policy_for(request):
+        return policy_of(request.method, request.path_info)
 
     def ratelimit_tween(request):
         policy = policy_for(request)
