@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 
 from ..models.collections import CollectionState
+from ..models.reads import FastSelect
 from .declaration import Resource
 from .preconditions import Conditions, Validators
 from .representation import collection_etag, item_etag, media_type
@@ -60,16 +61,18 @@ def of_item(request, resource: Resource, row) -> Validators:
 
 
 @functools.cache
-def validators_by_id(table):
+def validators_by_id(table) -> FastSelect:
     """``SELECT id, version, updated_at ... WHERE id = :id``, built once per table."""
-    return select(table.c.id, table.c.version, table.c.updated_at).where(
-        table.c.id == bindparam("id")
+    return FastSelect(
+        select(table.c.id, table.c.version, table.c.updated_at).where(
+            table.c.id == bindparam("id")
+        )
     )
 
 
 def item(request, resource: Resource, ident: int) -> Validators | None:
     """The validators of item ``ident`` (None when there is none), with no ORM work."""
-    row = request.dbconnection.execute(validators_by_id(resource.table), {"id": ident}).first()
+    row = validators_by_id(resource.table).first(request.dbconnection, {"id": ident})
     return None if row is None else of_item(request, resource, row)
 
 

@@ -30,6 +30,7 @@ from .. import links
 from ..errors import Problem
 from ..models.collections import bump, states
 from ..models.meta import utcnow
+from ..models.reads import FastSelect
 from ..schemas.types import MAX_ID
 from . import paging, validation
 from . import validators as current
@@ -62,9 +63,9 @@ def path_id(request, resource: Resource, key: str = "id") -> int:
 
 
 @functools.cache
-def row_by_id(table):
+def row_by_id(table) -> FastSelect:
     """``SELECT * FROM table WHERE id = :id``, built once per table (see load_row)."""
-    return select(table).where(table.c.id == bindparam("id"))
+    return FastSelect(select(table).where(table.c.id == bindparam("id")))
 
 
 def load_row(request, resource: Resource, ident: int):
@@ -73,7 +74,7 @@ def load_row(request, resource: Resource, ident: int):
     The statement is built once: constructing a select costs more than executing one that
     SQLAlchemy has already compiled, and the ORM session's execute() path costs more again.
     """
-    row = request.dbconnection.execute(row_by_id(resource.table), {"id": ident}).first()
+    row = row_by_id(resource.table).first(request.dbconnection, {"id": ident})
     if row is None:
         raise not_found(resource, ident)
     return row

@@ -8,6 +8,7 @@ from zope.interface import implementer
 from ..interfaces import IAuthenticationScheme
 from ..models import User
 from ..models.meta import utcnow
+from ..models.reads import FastSelect
 from .identity import USER_COLUMNS, AuthenticationFailed, Identity, user_by_id
 from .policy import FAILURE, quoted
 
@@ -26,8 +27,10 @@ class BearerScheme:
         self.user_and_revocation = (
             None
             if revoked is None
-            else select(*USER_COLUMNS, revoked().label("revoked")).where(
-                User.id == bindparam("user_id")
+            else FastSelect(
+                select(*USER_COLUMNS, revoked().label("revoked")).where(
+                    User.id == bindparam("user_id")
+                )
             )
         )
 
@@ -43,10 +46,10 @@ class BearerScheme:
         # Asked on every request, never remembered: a revocation or a password change made
         # by any process is seen by the next request in all of them.
         if self.user_and_revocation is not None:
-            user = request.dbconnection.execute(
-                self.user_and_revocation,
+            user = self.user_and_revocation.first(
+                request.dbconnection,
                 {"user_id": claims.user_id, "token_id": claims.token_id, "now": utcnow()},
-            ).first()
+            )
             revoked = user is not None and bool(user.revoked)
         else:
             user = user_by_id(request, claims.user_id)

@@ -9,6 +9,7 @@ from pyramid.authorization import Authenticated, Everyone
 from sqlalchemy import bindparam, func, select
 
 from ..models import User
+from ..models.reads import FastSelect
 
 ADMIN = "role:admin"
 
@@ -50,13 +51,15 @@ USER_COLUMNS = (
 
 
 # Built once: constructing a statement costs more than executing a cached one.
-USER_BY_ID = select(*USER_COLUMNS).where(User.id == bindparam("user_id"))
-USER_BY_NAME = select(*USER_COLUMNS).where(func.lower(User.username) == bindparam("username"))
+USER_BY_ID = FastSelect(select(*USER_COLUMNS).where(User.id == bindparam("user_id")))
+USER_BY_NAME = FastSelect(
+    select(*USER_COLUMNS).where(func.lower(User.username) == bindparam("username"))
+)
 
 
 def user_by_id(request, user_id: int):
-    return request.dbconnection.execute(USER_BY_ID, {"user_id": user_id}).first()
+    return USER_BY_ID.first(request.dbconnection, {"user_id": user_id})
 
 
 def user_by_name(request, username: str):
-    return request.dbconnection.execute(USER_BY_NAME, {"username": username.lower()}).first()
+    return USER_BY_NAME.first(request.dbconnection, {"username": username.lower()})

@@ -1,0 +1,98 @@
+"""Hot read statements run straight on the driver's cursor, compiled once per dialect.
+
+The read path runs a handful of fixed Core SELECTs (a token's user and its revocation, an
+item's validators, an item's row) on every request. SQLAlchemy's ``Connection.execute``
+spends most of a primary-key SELECT's time on per-call machinery: the compiled cache key,
+the execution context, events, the result object. Measured with ``bench/hotpath.py``
+on SQLite, that machinery was about 45 us per statement and the driver's own execute and
+fetch under 10 us. A :class:`FastSelect` keeps what SQLAlchemy compiled (the SQL text, the
+bind and result processors, so values come back exactly as ``execute`` gives them) and
+runs it on the connection's DBAPI cursor.
+
+Nothing else changes: the statement runs on the request's own pooled connection, in
+whatever transaction that connection is in. Should the driver raise, the statement is run
+once more through ``Connection.execute`` so that SQLAlchemy's error handling applies as
+before: the error wrapped in ``DBAPIError``, a dead connection detected and the pool
+invalidated, the ``handle_error`` hooks (hyperapi.models marks a lost connection
+retryable). A SELECT may run twice safely. And when anything listens for
+``before_cursor_execute`` or ``after_cursor_execute`` (the tests that count or break
+statements do), every statement takes SQLAlchemy's path, so that they see it.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import Any
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import Select
+
+
+class _Plan:
+    """One statement compiled for one dialect."""
+
+    __slots__ = ("binds", "names", "positional", "results", "row", "sql")
+
+    def __init__(self, statement: Select, dialect):
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        self.positional = dialect.positional
+        names = list(compiled.positiontup) if self.positional else list(compiled.binds)
+        self.names = names
+        #: (name, processor or None) for each bind parameter, in the driver's order.
+        self.binds = [
+            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in names
+        ]
+        columns = list(statement.selected_columns)
+        self.row = namedtuple("Row", [column.key for column in columns])
+        self.results = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        ]
+
+    def parameters(self, params: dict[str, Any]):
+        values = [
+            params[name] if processor is None else processor(params[name])
+            for name, processor in self.binds
+        ]
+        return values if self.positional else dict(zip(self.names, values, strict=True))
+
+    def convert(self, raw):
+        return self.row._make(
+            value if processor is None or value is None else processor(value)
+            for value, processor in zip(raw, self.results, strict=True)
+        )
+
+
+class FastSelect:
+    """A Core SELECT whose first row is fetched on the DBAPI cursor (see the module)."""
+
+    def __init__(self, statement: Select):
+        self.statement = statement
+        self.plans: dict[str, _Plan] = {}
+
+    def plan(self, dialect) -> _Plan:
+        plan = self.plans.get(dialect.name)
+        if plan is None:
+            plan = self.plans[dialect.name] = _Plan(self.statement, dialect)
+        return plan
+
+    def first(self, connection: Connection, params: dict[str, Any]):
+        """The first row (attributes named like the selected columns), or None."""
+        dialect = connection.dialect
+        plan = self.plan(dialect)
+        dispatch = connection.dispatch
+        if not (dispatch.before_cursor_execute or dispatch.after_cursor_execute):
+            try:
+                cursor = connection.connection.dbapi_connection.cursor()
+                try:
+                    cursor.execute(plan.sql, plan.parameters(params))
+                    raw = cursor.fetchone()
+                finally:
+                    cursor.close()
+            except dialect.loaded_dbapi.Error:
+                pass  # SQLAlchemy's path below: its error handling and hooks (module doc)
+            else:
+                return None if raw is None else plan.convert(raw)
+        row = connection.execute(self.statement, params).first()
+        return None if row is None else plan.row._make(row)
