@@ -35,6 +35,7 @@ from ..models.collections import CollectionState
 from ..models.reads import FastSelect
 from .declaration import Resource
 from .preconditions import Conditions, Validators
+from .prefetch import NOT_PREFETCHED, prefetched
 from .representation import collection_etag, item_etag, media_type
 
 #: Where a request's parsed preconditions are kept, so they are parsed once.
@@ -72,7 +73,9 @@ def validators_by_id(table) -> FastSelect:
 
 def item(request, resource: Resource, ident: int) -> Validators | None:
     """The validators of item ``ident`` (None when there is none), with no ORM work."""
-    row = validators_by_id(resource.table).first(request.dbconnection, {"id": ident})
+    row = prefetched(request, resource.table, ident)
+    if row is NOT_PREFETCHED:
+        row = validators_by_id(resource.table).first(request.dbconnection, {"id": ident})
     return None if row is None else of_item(request, resource, row)
 
 

@@ -31,23 +31,15 @@ from ..errors import Problem
 from ..models.collections import bump, states
 from ..models.meta import utcnow
 from ..models.reads import FastSelect
-from ..schemas.types import MAX_ID
+from ..schemas.types import MAX_ID, parse_id
 from . import paging, validation
 from . import validators as current
 from .declaration import Relation, Resource, request_schema
 from .paging import AFTER, BEFORE, PageRequest
 from .preconditions import Outcome, Validators, evaluate
+from .prefetch import NOT_PREFETCHED, prefetched
 from .representation import item_etag, media_type, no_content, not_modified, respond
 from .service import Service
-
-
-def parse_id(value: str) -> int | None:
-    # ASCII digits only: str.isdigit() and the routes' \d also take U+0661 (Arabic-Indic
-    # one), which int() reads as 1: /users/%D9%A1 would be a second name of /users/1.
-    if not value.isascii() or not value.isdigit() or len(value) > 10:
-        return None
-    number = int(value)
-    return number if 1 <= number <= MAX_ID else None
 
 
 def not_found(resource: Resource, ident: Any) -> Problem:
@@ -74,7 +66,9 @@ def load_row(request, resource: Resource, ident: int):
     The statement is built once: constructing a select costs more than executing one that
     SQLAlchemy has already compiled, and the ORM session's execute() path costs more again.
     """
-    row = row_by_id(resource.table).first(request.dbconnection, {"id": ident})
+    row = prefetched(request, resource.table, ident)
+    if row is NOT_PREFETCHED:
+        row = row_by_id(resource.table).first(request.dbconnection, {"id": ident})
     if row is None:
         raise not_found(resource, ident)
     return row
@@ -475,6 +469,8 @@ def services(resource: Resource) -> list[Service]:
         description=f"One of the {resource.name}.",
     )
     item.hyperapi_body = resource.body
+    # What hyperapi.resources.prefetch reads along with a Bearer token's user.
+    item.hyperapi_table = resource.table
     item.add_view("GET", _bind(item_get, resource))
     # Preconditions before the body: Cornice runs its default validator first, so it is
     # excluded and named again after ours.

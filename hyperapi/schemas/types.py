@@ -21,6 +21,16 @@ INT64_MAX = 2**63 - 1
 MAX_ID = 2**31 - 1
 
 
+def parse_id(value: str) -> int | None:
+    """The id in a path segment, or None when it names no possible row."""
+    # ASCII digits only: str.isdigit() and the routes' \d also take U+0661 (Arabic-Indic
+    # one), which int() reads as 1: /users/%D9%A1 would be a second name of /users/1.
+    if not value.isascii() or not value.isdigit() or len(value) > 10:
+        return None
+    number = int(value)
+    return number if 1 <= number <= MAX_ID else None
+
+
 def format_datetime(value: dt.datetime | None) -> str | None:
     """ISO 8601 in UTC with a ``Z``, to the microsecond (the API's one timestamp format)."""
     if value is None:

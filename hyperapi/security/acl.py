@@ -13,7 +13,7 @@ from pyramid.authorization import ALL_PERMISSIONS, Allow, Authenticated, Deny, E
 from sqlalchemy import bindparam, select
 
 from ..models import Post
-from ..resources.views import parse_id
+from ..schemas.types import parse_id
 from .identity import ADMIN
 
 BASE_ACL = [

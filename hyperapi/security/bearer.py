@@ -9,7 +9,7 @@ from ..interfaces import IAuthenticationScheme
 from ..models import User
 from ..models.meta import utcnow
 from ..models.reads import FastSelect
-from .identity import USER_COLUMNS, AuthenticationFailed, Identity, user_by_id
+from .identity import USER_COLUMNS, AuthenticationFailed, Identity
 from .policy import FAILURE, quoted
 
 
@@ -24,15 +24,10 @@ class BearerScheme:
         # A store that can say "revoked" in SQL (the database one) is asked in the same
         # statement as the user row: one round trip per request instead of two.
         revoked = getattr(registry.revocations, "revoked_clause", None)
-        self.user_and_revocation = (
-            None
-            if revoked is None
-            else FastSelect(
-                select(*USER_COLUMNS, revoked().label("revoked")).where(
-                    User.id == bindparam("user_id")
-                )
-            )
-        )
+        self.revocation_in_sql = revoked is not None
+        columns = (*USER_COLUMNS, revoked().label("revoked")) if revoked else USER_COLUMNS
+        self.user_select = select(*columns).where(User.id == bindparam("user_id"))
+        self.fast_user_select = FastSelect(self.user_select)
 
     def identify(self, request) -> Identity | None:
         header = request.headers.get("Authorization", "")
@@ -45,15 +40,17 @@ class BearerScheme:
         claims = self.registry.tokens.verify(token)
         # Asked on every request, never remembered: a revocation or a password change made
         # by any process is seen by the next request in all of them.
-        if self.user_and_revocation is not None:
-            user = self.user_and_revocation.first(
-                request.dbconnection,
-                {"user_id": claims.user_id, "token_id": claims.token_id, "now": utcnow()},
-            )
-            revoked = user is not None and bool(user.revoked)
+        params = {"user_id": claims.user_id}
+        if self.revocation_in_sql:
+            params.update(token_id=claims.token_id, now=utcnow())
+        # A GET of an item reads the item in this same statement (hyperapi.resources.prefetch).
+        prefetch = getattr(self.registry, "item_prefetch", None)
+        target = prefetch.target(request) if prefetch is not None else None
+        if target is None:
+            user = self.fast_user_select.first(request.dbconnection, params)
         else:
-            user = user_by_id(request, claims.user_id)
-            revoked = None
+            user = prefetch.read(request, self.user_select, params, target)
+        revoked = (user is not None and bool(user.revoked)) if self.revocation_in_sql else None
         if user is None or user.token_generation != claims.generation:
             # The user is gone, or changed their password after the token was issued.
             raise AuthenticationFailed("the token has been revoked")

@@ -1,0 +1,117 @@
+"""An item GET's row, read in the statement that authenticates the request.
+
+A Bearer-authenticated GET or HEAD of an item needed two statements: the token's user and
+its revocation (hyperapi.security.bearer), then the item's row, or for a 304 its
+validators (views.item_get). On PostgreSQL each is a round trip to the server, and the two
+were most of the request's time. The item is known from the path alone, so the scheme
+asks :class:`ItemPrefetch` for it and reads both at once: the item's table LEFT JOINed on
+its id, so that a missing item reads as NULLs beside its user (then 404, as before), and
+no user means no row at all (then 401, as before). The item's row is kept on the request,
+where :func:`prefetched` gives it to the view; it is the same row the view would have
+read, only in the same snapshot as the authentication.
+
+Nothing else takes this path: other methods, other routes, other schemes, and a request
+whose identity is asked before anything else (every request through the rate-limit tween
+is) all read as they did, and the view reads whatever was not prefetched.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import Any
+
+from pyramid.interfaces import IRoutesMapper
+from sqlalchemy import Table, bindparam
+from sqlalchemy.sql import Select
+
+from ..models.reads import FastSelect
+from ..schemas.types import parse_id
+
+READS = frozenset(("GET", "HEAD"))
+#: Where the item read with the identity is kept: (table, id, row or None).
+REQUEST_ATTRIBUTE = "hyperapi_prefetched_item"
+#: What :func:`prefetched` returns when the item was not read with the identity.
+NOT_PREFETCHED = object()
+
+
+class _Joined:
+    """``base`` (a SELECT of one row by primary key) with ``table``'s row by id beside it."""
+
+    def __init__(self, base: Select, table: Table):
+        item = table.alias("prefetched_item")
+        self.width = len(base.selected_columns)
+        self.base_row = namedtuple("Row", [column.key for column in base.selected_columns])
+        self.item_row = namedtuple("Row", [column.key for column in table.columns])
+        froms = base.get_final_froms()
+        statement = base.add_columns(
+            *(column.label(f"prefetched_{column.key}") for column in item.columns)
+        ).select_from(froms[0].outerjoin(item, item.c.id == bindparam("prefetched_id")))
+        self.select = FastSelect(statement)
+
+    def first(self, connection, params: dict[str, Any]):
+        row = self.select.first(connection, params)
+        if row is None:
+            return None, None
+        values = tuple(row)
+        base = self.base_row._make(values[: self.width])
+        item = values[self.width :]
+        # The LEFT JOIN found no item: every column is NULL, the id included.
+        return base, (None if item[0] is None else self.item_row._make(item))
+
+
+class ItemPrefetch:
+    """Which item a request reads, and the statements that read it with a user row."""
+
+    def __init__(self, tables: dict[str, Table]):
+        #: Item route name -> its table (the resources' item services).
+        self.tables = tables
+        self.routes: list[tuple[Any, Table]] | None = None
+        self.joined: dict[tuple[Select, Table], _Joined] = {}
+
+    def _routes(self, request):
+        if self.routes is None:
+            mapper = request.registry.getUtility(IRoutesMapper)
+            self.routes = [(mapper.get_route(name), t) for name, t in self.tables.items()]
+        return self.routes
+
+    def target(self, request) -> tuple[Table, int] | None:
+        """The table and id of the item this GET/HEAD reads; None for any other request."""
+        if request.method not in READS:
+            return None
+        route = request.matched_route
+        if route is not None:
+            table = self.tables.get(route.name)
+            matched = request.matchdict if table is not None else None
+        else:
+            table = matched = None
+            path = request.path_info
+            for candidate, candidate_table in self._routes(request):
+                matched = candidate.match(path)
+                if matched is not None:
+                    table = candidate_table
+                    break
+        if not matched:
+            return None
+        ident = parse_id(matched.get("id", ""))
+        return None if ident is None else (table, ident)
+
+    def read(self, request, base: Select, params: dict[str, Any], target: tuple[Table, int]):
+        """``base``'s row, reading ``target``'s item in the same statement (kept on request)."""
+        table, ident = target
+        key = (base, table)
+        joined = self.joined.get(key)
+        if joined is None:
+            joined = self.joined[key] = _Joined(base, table)
+        row, item = joined.first(request.dbconnection, {**params, "prefetched_id": ident})
+        if row is not None:
+            setattr(request, REQUEST_ATTRIBUTE, (table, ident, item))
+        return row
+
+
+def prefetched(request, table: Table, ident: int):
+    """The row of ``table``'s item ``ident`` read with the identity (None: there is none),
+    or :data:`NOT_PREFETCHED`."""
+    kept = getattr(request, REQUEST_ATTRIBUTE, None)
+    if kept is None or kept[0] is not table or kept[1] != ident:
+        return NOT_PREFETCHED
+    return kept[2]
