@@ -10,13 +10,18 @@ bind and result processors, so values come back exactly as ``execute`` gives the
 runs it on the connection's DBAPI cursor.
 
 Nothing else changes: the statement runs on the request's own pooled connection, in
-whatever transaction that connection is in. Should the driver raise, the statement is run
-once more through ``Connection.execute`` so that SQLAlchemy's error handling applies as
-before: the error wrapped in ``DBAPIError``, a dead connection detected and the pool
-invalidated, the ``handle_error`` hooks (hyperapi.models marks a lost connection
-retryable). A SELECT may run twice safely. And when anything listens for
-``before_cursor_execute`` or ``after_cursor_execute`` (the tests that count or break
-statements do), every statement takes SQLAlchemy's path, so that they see it.
+whatever transaction that connection is in. Should the driver raise, its error is handed
+to SQLAlchemy's own handler, after beginning as ``Connection.execute`` would have (the
+``begin`` hooks: hyperapi.models clears its COMMITTING mark there), so that SQLAlchemy's
+error handling applies as before: the error wrapped in ``DBAPIError``, a dead connection
+detected and the pool invalidated, the ``handle_error`` hooks (hyperapi.models marks a lost
+connection retryable). The statement is not run again: in a PostgreSQL transaction the
+failure has aborted the transaction, and a re-run would only raise "current transaction is
+aborted" in place of the real error (nor would it begin before finding the connection
+closed, leaving a stale COMMITTING mark to call a dead read "commit in doubt"). And when
+anything listens for ``before_cursor_execute`` or ``after_cursor_execute`` (the tests that
+count or break statements do), every statement takes SQLAlchemy's path, so that they see
+it.
 """
 
 from __future__ import annotations
@@ -90,9 +95,11 @@ class FastSelect:
                     raw = cursor.fetchone()
                 finally:
                     cursor.close()
-            except dialect.loaded_dbapi.Error:
-                pass  # SQLAlchemy's path below: its error handling and hooks (module doc)
-            else:
-                return None if raw is None else plan.convert(raw)
+            except dialect.loaded_dbapi.Error as error:
+                # SQLAlchemy's handling of this very error (module doc); it raises.
+                if not connection.in_transaction():
+                    connection.begin()
+                connection._handle_dbapi_exception(error, plan.sql, params, None, None)
+            return None if raw is None else plan.convert(raw)
         row = connection.execute(self.statement, params).first()
         return None if row is None else plan.row._make(row)
