@@ -36,7 +36,7 @@ from sqlalchemy.sql import Select
 class _Plan:
     """One statement compiled for one dialect."""
 
-    __slots__ = ("binds", "names", "positional", "results", "row", "sql")
+    __slots__ = ("binds", "names", "positional", "processed", "row", "sql")
 
     def __init__(self, statement: Select, dialect):
         compiled = statement.compile(dialect=dialect)
@@ -51,9 +51,11 @@ class _Plan:
         ]
         columns = list(statement.selected_columns)
         self.row = namedtuple("Row", [column.key for column in columns])
-        self.results = [
+        results = [
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         ]
+        #: (index, processor) of the columns whose values need converting.
+        self.processed = [(i, p) for i, p in enumerate(results) if p is not None]
 
     def parameters(self, params: dict[str, Any]):
         values = [
@@ -62,11 +64,13 @@ class _Plan:
         ]
         return values if self.positional else dict(zip(self.names, values, strict=True))
 
-    def convert(self, raw):
-        return self.row._make(
-            value if processor is None or value is None else processor(value)
-            for value, processor in zip(raw, self.results, strict=True)
-        )
+    def values(self, raw) -> list:
+        values = list(raw)
+        for index, processor in self.processed:
+            value = values[index]
+            if value is not None:
+                values[index] = processor(value)
+        return values
 
 
 class FastSelect:
@@ -84,6 +88,11 @@ class FastSelect:
 
     def first(self, connection: Connection, params: dict[str, Any]):
         """The first row (attributes named like the selected columns), or None."""
+        values = self.first_values(connection, params)
+        return None if values is None else self.plan(connection.dialect).row._make(values)
+
+    def first_values(self, connection: Connection, params: dict[str, Any]) -> list | None:
+        """The first row's values, in the order of the selected columns, or None."""
         dialect = connection.dialect
         plan = self.plan(dialect)
         dispatch = connection.dispatch
@@ -100,6 +109,6 @@ class FastSelect:
                 if not connection.in_transaction():
                     connection.begin()
                 connection._handle_dbapi_exception(error, plan.sql, params, None, None)
-            return None if raw is None else plan.convert(raw)
+            return None if raw is None else plan.values(raw)
         row = connection.execute(self.statement, params).first()
-        return None if row is None else plan.row._make(row)
+        return None if row is None else list(row)

@@ -49,10 +49,9 @@ class _Joined:
         self.select = FastSelect(statement)
 
     def first(self, connection, params: dict[str, Any]):
-        row = self.select.first(connection, params)
-        if row is None:
+        values = self.select.first_values(connection, params)
+        if values is None:
             return None, None
-        values = tuple(row)
         base = self.base_row._make(values[: self.width])
         item = values[self.width :]
         # The LEFT JOIN found no item: every column is NULL, the id included.

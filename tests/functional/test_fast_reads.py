@@ -183,18 +183,25 @@ def test_a_refused_statement_raises_its_own_error_wrapped_by_sqlalchemy(
         assert USER_BY_ID.first(connection, {"user_id": people.alice}).username == "alice"
 
 
+def lose(app, backend, connection) -> None:
+    """Take ``connection``'s database connection away, as a restart or a dropped link would."""
+    if backend == "sqlite":
+        # SQLite has no server to lose; a closed handle is what pysqlite calls a disconnect.
+        connection.connection.dbapi_connection.close()
+        return
+    pid = connection.connection.dbapi_connection.info.backend_pid
+    with app.registry.database.engine.connect() as other:  # waits until it is gone
+        terminate = sa.text("SELECT pg_terminate_backend(:pid, 5000)")
+        assert other.execute(terminate, {"pid": pid}).scalar() is True
+
+
 def test_a_dead_connection_is_invalidated_and_retryable(app, backend, connection, people):
-    if backend != "postgresql":
-        pytest.skip("SQLite has no server connection to lose")
     if not connection.in_transaction():
         # What a pooled connection carries from a write's COMMIT until its next BEGIN
         # (hyperapi.models): a read that begins nothing before it fails must not be
         # taken for a commit in doubt.
         connection.info[COMMITTING] = True
-    pid = connection.connection.dbapi_connection.info.backend_pid
-    with app.registry.database.engine.connect() as other:  # waits until it is gone
-        terminate = sa.text("SELECT pg_terminate_backend(:pid, 5000)")
-        assert other.execute(terminate, {"pid": pid}).scalar() is True
+    lose(app, backend, connection)
     with pytest.raises(DBAPIError) as raised:
         USER_BY_ID.first(connection, {"user_id": people.alice})
     assert raised.value.connection_invalidated  # SQLAlchemy's disconnect handling ran
