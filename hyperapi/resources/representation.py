@@ -67,6 +67,25 @@ def content_etag(body: bytes, content_type: str | None) -> str:
     return '"b' + hashed.hexdigest() + '"'
 
 
+#: IMF-fixdate's names (RFC 9110 §5.6.7), spelled out: strftime's %a and %b follow the locale.
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(value: dt.datetime) -> str:
+    """``value`` as an HTTP date (RFC 9110 §5.6.7 IMF-fixdate), e.g. for Last-Modified.
+
+    What ``webob.datetime_utils.serialize_date`` writes, without its detour through a time
+    tuple and ``email.utils``: it ran on every response that carries a Last-Modified.
+    """
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC)
+    return (
+        f"{DAYS[value.weekday()]}, {value.day:02d} {MONTHS[value.month - 1]} {value.year:04d} "
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d} GMT"
+    )
+
+
 def respond(
     request,
     data: Any,
@@ -76,13 +95,14 @@ def respond(
     last_modified: dt.datetime | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    response = Response(
-        body=dumps(data), status=status, content_type=media_type(request), charset=None
-    )
+    # The header list is given whole: WebOb then adds only Content-Length, where setting
+    # each field after the fact searches the list every time.
+    headerlist = [("Content-Type", media_type(request))]
     if etag is not None:
-        response.headers["ETag"] = etag
+        headerlist.append(("ETag", etag))
     if last_modified is not None:
-        response.last_modified = last_modified
+        headerlist.append(("Last-Modified", http_date(last_modified)))
+    response = Response(body=dumps(data), status=status, headerlist=headerlist)
     if headers:
         response.headers.update(headers)
     return response
@@ -113,14 +133,11 @@ def not_modified(
     ``headers`` are those of the full response (when there is one) whose kept fields are
     copied; ``etag`` and ``last_modified`` are used when it has none.
     """
-    response = Response(status=304)
-    del response.content_type
-    del response.content_length
-    for name, value in headers:
-        if name.lower() in NOT_MODIFIED_FIELDS:
-            response.headers.add(name, value)
-    if etag is not None and "ETag" not in response.headers:
-        response.headers["ETag"] = etag
-    if last_modified is not None and "Last-Modified" not in response.headers:
-        response.last_modified = last_modified
-    return response
+    kept = [(name, value) for name, value in headers if name.lower() in NOT_MODIFIED_FIELDS]
+    names = {name.lower() for name, _ in kept}
+    if etag is not None and "etag" not in names:
+        kept.append(("ETag", etag))
+    if last_modified is not None and "last-modified" not in names:
+        kept.append(("Last-Modified", http_date(last_modified)))
+    # A header list given whole: no Content-Type, no Content-Length, an empty body.
+    return Response(status=304, headerlist=kept)

@@ -24,7 +24,6 @@ from typing import Any
 from pyramid.response import Response
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
-from webob.datetime_utils import serialize_date
 
 from .. import links
 from ..errors import Problem
@@ -38,7 +37,14 @@ from .declaration import Relation, Resource, request_schema
 from .paging import AFTER, BEFORE, PageRequest
 from .preconditions import Outcome, Validators, evaluate
 from .prefetch import NOT_PREFETCHED, prefetched
-from .representation import item_etag, media_type, no_content, not_modified, respond
+from .representation import (
+    http_date,
+    item_etag,
+    media_type,
+    no_content,
+    not_modified,
+    respond,
+)
 from .service import Service
 
 
@@ -124,7 +130,7 @@ def validator_headers(found: Validators) -> dict[str, str]:
     if found.etag is not None:
         headers["ETag"] = found.etag
     if found.last_modified is not None:
-        headers["Last-Modified"] = serialize_date(found.last_modified)
+        headers["Last-Modified"] = http_date(found.last_modified)
     return headers
 
 

@@ -50,12 +50,12 @@ def conditional_response(request, response):
         return response
     if not 200 <= response.status_code < 300:
         return response  # RFC 9110 §13.2.1: preconditions apply to 2xx answers only
+    requested = conditions(request)
+    if not requested:
+        return response  # most requests: no need to parse the validators back
     etag = response.headers.get("ETag")
     last_modified = response.last_modified
     if etag is None and last_modified is None:
-        return response
-    requested = conditions(request)
-    if not requested:
         return response
     outcome = evaluate(request.method, requested, Validators(etag, last_modified))
     if outcome is Outcome.NOT_MODIFIED:
