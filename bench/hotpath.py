@@ -174,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--profile", metavar="CASE", help="cProfile this case instead")
     parser.add_argument("--sort", default="cumulative", help="pstats sort key")
+    parser.add_argument("--callers", metavar="FUNCTION", help="with --profile: who calls it")
     parser.add_argument("--top", type=int, default=45)
     parser.add_argument(
         "--by-package",
@@ -204,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
                     print_by_package(stats, args.requests)
                 else:
                     stats.strip_dirs().sort_stats(args.sort).print_stats(args.top)
+                    if args.callers:
+                        stats.print_callers(args.callers)
             else:
                 for name, case in known.items():
                     timed(app, case, 200, 1)  # warm up
