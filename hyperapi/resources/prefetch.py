@@ -18,6 +18,7 @@ is) all read as they did, and the view reads whatever was not prefetched.
 from __future__ import annotations
 
 from collections import namedtuple
+from dataclasses import dataclass
 from typing import Any
 
 from pyramid.interfaces import IRoutesMapper
@@ -28,7 +29,7 @@ from ..models.reads import FastSelect
 from ..schemas.types import parse_id
 
 READS = frozenset(("GET", "HEAD"))
-#: Where the item read with the identity is kept: (table, id, row or None).
+#: Where the item read with the identity is kept (a :class:`Prefetched`).
 REQUEST_ATTRIBUTE = "hyperapi_prefetched_item"
 #: What :func:`prefetched` returns when the item was not read with the identity.
 NOT_PREFETCHED = object()
@@ -58,52 +59,74 @@ class _Joined:
         return base, (None if item[0] is None else self.item_row._make(item))
 
 
+@dataclass(frozen=True)
+class Target:
+    """The item a GET/HEAD reads: its route, the route's match, resource, table and id."""
+
+    route: Any
+    matchdict: dict[str, str]
+    resource: Any
+    ident: int
+
+    @property
+    def table(self) -> Table:
+        return self.resource.table
+
+
+@dataclass(frozen=True)
+class Prefetched:
+    target: Target
+    #: The item's row; None when there is no such item.
+    row: Any
+
+
 class ItemPrefetch:
     """Which item a request reads, and the statements that read it with a user row."""
 
-    def __init__(self, tables: dict[str, Table]):
-        #: Item route name -> its table (the resources' item services).
-        self.tables = tables
-        self.routes: list[tuple[Any, Table]] | None = None
+    def __init__(self, resources: dict[str, Any]):
+        #: Item route name -> its resource (the resources' item services).
+        self.resources = resources
+        self.routes: list[tuple[Any, Any]] | None = None
         self.joined: dict[tuple[Select, Table], _Joined] = {}
 
     def _routes(self, request):
         if self.routes is None:
             mapper = request.registry.getUtility(IRoutesMapper)
-            self.routes = [(mapper.get_route(name), t) for name, t in self.tables.items()]
+            self.routes = [(mapper.get_route(name), r) for name, r in self.resources.items()]
         return self.routes
 
-    def target(self, request) -> tuple[Table, int] | None:
-        """The table and id of the item this GET/HEAD reads; None for any other request."""
+    def target(self, request) -> Target | None:
+        """The item this GET/HEAD reads; None for any other request."""
         if request.method not in READS:
             return None
         route = request.matched_route
         if route is not None:
-            table = self.tables.get(route.name)
-            matched = request.matchdict if table is not None else None
+            resource = self.resources.get(route.name)
+            matched = request.matchdict if resource is not None else None
         else:
-            table = matched = None
+            # Asked before routing (the rate-limit tween authenticates first): match the
+            # item routes as the router will.
+            resource = matched = None
             path = request.path_info
-            for candidate, candidate_table in self._routes(request):
+            for candidate, candidate_resource in self._routes(request):
                 matched = candidate.match(path)
                 if matched is not None:
-                    table = candidate_table
+                    route, resource = candidate, candidate_resource
                     break
         if not matched:
             return None
         ident = parse_id(matched.get("id", ""))
-        return None if ident is None else (table, ident)
+        return None if ident is None else Target(route, matched, resource, ident)
 
-    def read(self, request, base: Select, params: dict[str, Any], target: tuple[Table, int]):
+    def read(self, request, base: Select, params: dict[str, Any], target: Target):
         """``base``'s row, reading ``target``'s item in the same statement (kept on request)."""
-        table, ident = target
-        key = (base, table)
+        key = (base, target.table)
         joined = self.joined.get(key)
         if joined is None:
-            joined = self.joined[key] = _Joined(base, table)
-        row, item = joined.first(request.dbconnection, {**params, "prefetched_id": ident})
+            joined = self.joined[key] = _Joined(base, target.table)
+        row, item = joined.first(request.dbconnection, {**params, "prefetched_id": target.ident})
         if row is not None:
-            setattr(request, REQUEST_ATTRIBUTE, (table, ident, item))
+            setattr(request, REQUEST_ATTRIBUTE, Prefetched(target, item))
         return row
 
 
@@ -111,6 +134,6 @@ def prefetched(request, table: Table, ident: int):
     """The row of ``table``'s item ``ident`` read with the identity (None: there is none),
     or :data:`NOT_PREFETCHED`."""
     kept = getattr(request, REQUEST_ATTRIBUTE, None)
-    if kept is None or kept[0] is not table or kept[1] != ident:
+    if kept is None or kept.target.table is not table or kept.target.ident != ident:
         return NOT_PREFETCHED
-    return kept[2]
+    return kept.row

@@ -21,6 +21,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from pyramid.interfaces import IDefaultPermission, IRootFactory
 from pyramid.response import Response
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
@@ -36,7 +37,7 @@ from . import validators as current
 from .declaration import Relation, Resource, request_schema
 from .paging import AFTER, BEFORE, PageRequest
 from .preconditions import Outcome, Validators, evaluate
-from .prefetch import NOT_PREFETCHED, prefetched
+from .prefetch import NOT_PREFETCHED, REQUEST_ATTRIBUTE, prefetched
 from .representation import (
     http_date,
     item_etag,
@@ -45,6 +46,7 @@ from .representation import (
     not_modified,
     respond,
 )
+from .service import ACCEPT as SERVICE_ACCEPT
 from .service import Service
 
 
@@ -123,6 +125,36 @@ def early_not_modified(request, found: Validators) -> Response | None:
     if conditions and evaluate(request.method, conditions, found) is Outcome.NOT_MODIFIED:
         return not_modified(found.etag, found.last_modified)
     return None
+
+
+def not_modified_before_view(request) -> Response | None:
+    """The 304 of an item GET/HEAD whose row was read with its Bearer token; None to go on.
+
+    The conditional tween asks this before the router runs: when the item's row came with
+    the authentication (hyperapi.resources.prefetch), its validators are at hand, and the
+    router, the view lookup, Cornice and the view would only reach the same 304 the long
+    way. The answer is :func:`early_not_modified`'s, the view's own, and it is given only
+    when nothing the view does could answer otherwise: the item exists, the request has
+    preconditions, no query string and no body, an ``Accept`` the service can satisfy
+    (else Cornice's 406), and the route's context grants the view permission to this
+    identity (else the view's 401 or 403). Every other request goes to the view.
+    """
+    kept = getattr(request, REQUEST_ATTRIBUTE, None)
+    if kept is None or kept.row is None or not current.conditions(request):
+        return None
+    if request.query_string or request.content_length or "Transfer-Encoding" in request.headers:
+        return None
+    if not request.accept.acceptable_offers(SERVICE_ACCEPT):
+        return None
+    target = kept.target
+    registry = request.registry
+    # The route's context, as the router would make it (an ACL may read the matchdict).
+    request.matchdict, request.matched_route = target.matchdict, target.route
+    context = (target.route.factory or registry.getUtility(IRootFactory))(request)
+    permission = registry.queryUtility(IDefaultPermission)
+    if permission is not None and not request.has_permission(permission, context):
+        return None
+    return early_not_modified(request, current.of_item(request, target.resource, kept.row))
 
 
 def validator_headers(found: Validators) -> dict[str, str]:
@@ -476,7 +508,7 @@ def services(resource: Resource) -> list[Service]:
     )
     item.hyperapi_body = resource.body
     # What hyperapi.resources.prefetch reads along with a Bearer token's user.
-    item.hyperapi_table = resource.table
+    item.hyperapi_resource = resource
     item.add_view("GET", _bind(item_get, resource))
     # Preconditions before the body: Cornice runs its default validator first, so it is
     # excluded and named again after ours.

@@ -6,7 +6,8 @@ From the outside in (a request meets them in this order, a response in the rever
 2. ratelimit    counts the request against its policy and may answer 429; it runs inside
                pyramid_tm because counting per user authenticates the request
 3. conditional  answers 304 (or 412) for GET/HEAD whose preconditions say so, and sets
-               Cache-Control and Vary: Accept
+               Cache-Control and Vary: Accept; an item's 304 whose row came with the
+               authentication is answered here before the router
 
 ``ptweens development.ini`` shows the order in force.
 """

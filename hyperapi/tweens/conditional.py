@@ -10,6 +10,11 @@ representation. The item and collection views answer most 304s before this point
 their validators alone, without building the representation (hyperapi.resources.views);
 this tween covers every other response and is the one place the 304's shape is settled.
 
+One 304 is answered before the router: an item GET/HEAD whose row was read in the same
+statement as its Bearer token (hyperapi.resources.prefetch) has its validators at hand
+already, and ``not_modified_before_view`` gives the view's own 304 from them whenever
+nothing on the way to the view could answer otherwise; it declines everything else.
+
 Then, for every response, the caching policy (RFC 9111 §5.2.2), unless the view set one:
 
 - the routes in ``hyperapi.http_cache.public_routes`` (the entry document, problem types,
@@ -33,6 +38,7 @@ from ..errors import Problem
 from ..resources.preconditions import Outcome, Validators, evaluate
 from ..resources.representation import content_etag, not_modified
 from ..resources.validators import conditions
+from ..resources.views import not_modified_before_view
 from ..settings import ConfigurationError
 
 READS = frozenset(("GET", "HEAD"))
@@ -99,8 +105,11 @@ def conditional_tween_factory(handler, registry):
     public = f"public, max-age={max_age}"
 
     def conditional_tween(request):
-        response = handler(request)
         read = request.method in READS
+        # An item's 304 decided from the row its authentication read, before the router.
+        response = not_modified_before_view(request) if read else None
+        if response is None:
+            response = handler(request)
         route = request.matched_route
         shared = read and route is not None and route.name in public_routes
         if shared and response.status_code == 200 and "ETag" not in response.headers:

@@ -8,12 +8,12 @@ from . import classroom, entry, health, openapi, posts, tokens, users
 
 def includeme(config) -> None:
     config.registry.heartbeats = getattr(config.registry, "heartbeats", {})
-    item_tables = {}
+    items = {}
     for module in (entry, users, posts, classroom, tokens, health, openapi):
         for service in module.SERVICES:
             config.add_cornice_service(service)
-            if hasattr(service, "hyperapi_table"):
-                item_tables[service.name] = service.hyperapi_table
+            if hasattr(service, "hyperapi_resource"):
+                items[service.name] = service.hyperapi_resource
     # An item GET's row is read in the statement that authenticates its Bearer token.
-    config.registry.item_prefetch = ItemPrefetch(item_tables)
+    config.registry.item_prefetch = ItemPrefetch(items)
     config.include(openapi)
