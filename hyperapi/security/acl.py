@@ -13,6 +13,7 @@ from pyramid.authorization import ALL_PERMISSIONS, Allow, Authenticated, Deny, E
 from sqlalchemy import bindparam, select
 
 from ..models import Post
+from ..resources.prefetch import NOT_PREFETCHED, prefetched
 from ..schemas.types import parse_id
 from .identity import ADMIN
 
@@ -63,7 +64,12 @@ class PostContext(Root):
         post_id = _owner_id(self.request)
         author = None
         if post_id is not None:
-            author = self.request.dbconnection.execute(AUTHOR, {"id": post_id}).scalar()
+            # A GET's post came with its Bearer token's user (hyperapi.resources.prefetch).
+            row = prefetched(self.request, Post.__table__, post_id)
+            if row is NOT_PREFETCHED:
+                author = self.request.dbconnection.execute(AUTHOR, {"id": post_id}).scalar()
+            elif row is not None:
+                author = row.author_id
         if author is None:
             # No such post: any authenticated user may get as far as its 404.
             return [(Allow, Authenticated, "edit"), *BASE_ACL]
