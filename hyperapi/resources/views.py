@@ -21,6 +21,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from pyramid.httpexceptions import HTTPException
 from pyramid.interfaces import IDefaultPermission, IRootFactory
 from pyramid.response import Response
 from sqlalchemy import bindparam, func, select
@@ -139,15 +140,30 @@ def not_modified_before_view(request) -> Response | None:
     (else Cornice's 406), and the route's context grants the view permission to this
     identity (else the view's 401 or 403). Every other request goes to the view.
     """
-    kept = getattr(request, REQUEST_ATTRIBUTE, None)
-    if kept is None or kept.row is None or not current.conditions(request):
+    if not current.conditions(request):
         return None
     if request.query_string or request.content_length or "Transfer-Encoding" in request.headers:
         return None
     if not request.accept.acceptable_offers(SERVICE_ACCEPT):
         return None
-    target = kept.target
+    kept = getattr(request, REQUEST_ATTRIBUTE, None)
     registry = request.registry
+    if (
+        kept is None
+        and "HTTP_AUTHORIZATION" in request.environ
+        and registry.item_prefetch.target(request) is not None
+    ):
+        # An item's view authenticates anyway: do it now, as the rate limiter does first
+        # when it is on, so that the item is read with the credentials. A refusal (the
+        # failed-login guard) is the view's to give.
+        try:
+            request.identity  # noqa: B018 - asked for its effect, the prefetch
+        except HTTPException:
+            return None
+        kept = getattr(request, REQUEST_ATTRIBUTE, None)
+    if kept is None or kept.row is None:
+        return None
+    target = kept.target
     # The route's context, as the router would make it (an ACL may read the matchdict).
     request.matchdict, request.matched_route = target.matchdict, target.route
     context = (target.route.factory or registry.getUtility(IRootFactory))(request)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import contextlib
 import re
 
+import pytest
 from pyramid.interfaces import IRequestExtensions, IRequestFactory
 from pyramid.request import Request
 from sqlalchemy import event
+from webtest import TestApp
 
 from hyperapi import links
 
@@ -176,12 +178,28 @@ def answer(testapp, method, path, headers, body=None):
     return response.status_int, fields, body
 
 
-def test_a_304_before_the_view_is_the_one_the_view_gives(testapp, alice, bob, admin, monkeypatch):
+@pytest.fixture(scope="session")
+def unlimited_app(app_factory):
+    """The application without its rate limiter: nothing authenticates before the router."""
+    return app_factory(**{"hyperapi.ratelimit.enabled": "false"})
+
+
+@pytest.mark.parametrize("limiter", ["on", "off"])
+def test_a_304_before_the_view_is_the_one_the_view_gives(
+    request, testapp, alice, bob, admin, monkeypatch, limiter
+):
     # The conditional tween answers an item's 304 from the row read with its Bearer token,
     # without the router (hyperapi.resources.views.not_modified_before_view). Every request
     # below is answered twice, with that shortcut and without it: the answers must agree,
-    # whether they are 304s or the view's 200, 401, 403, 404, 406 or 412.
+    # whether they are 304s or the view's 200, 401, 403, 404, 406 or 412. With the rate
+    # limiter on, it has authenticated the request before the shortcut is asked; with it
+    # off, the shortcut authenticates.
     from hyperapi.tweens import conditional
+
+    if limiter == "off":
+        testapp = TestApp(
+            request.getfixturevalue("unlimited_app"), extra_environ=testapp.extra_environ
+        )
 
     token = bearer(testapp, alice)["Authorization"]
     revoked = bearer(testapp, alice)["Authorization"]
@@ -198,7 +216,14 @@ def test_a_304_before_the_view_is_the_one_the_view_gives(testapp, alice, bob, ad
         for accept in ("application/json", "application/hal+json")
     }
     cases = []
-    for path in [*paths, "/api/v1/users/999999", "/api/v1/students/1"]:
+    # Items, a missing one, a collection and the public entry document.
+    for path in [
+        *paths,
+        "/api/v1/users/999999",
+        "/api/v1/students/1",
+        "/api/v1/students",
+        "/api/v1/",
+    ]:
         for accept in ("application/json", "application/hal+json", "image/png", None):
             etag = etags.get((path, accept or "application/json"), '"1"')
             for conditions in (
