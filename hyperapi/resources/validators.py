@@ -42,12 +42,24 @@ from .representation import collection_etag, item_etag, media_type
 CONDITIONS_KEY = "hyperapi.conditions"
 
 
+#: The precondition fields, and their keys in the WSGI environ.
+CONDITION_FIELDS = tuple(
+    (name, "HTTP_" + name.upper().replace("-", "_"))
+    for name in ("If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since")
+)
+NO_CONDITIONS = Conditions()
+
+
 def conditions(request) -> Conditions:
     """The request's preconditions, parsed once per request."""
     environ = request.environ
     parsed = environ.get(CONDITIONS_KEY)
     if parsed is None:
-        parsed = environ[CONDITIONS_KEY] = Conditions.from_headers(request.headers)
+        # Read from the environ itself: most requests carry none of the four fields, and
+        # asking WebOb's header view for each costs more than the answer is worth.
+        fields = {name: environ[key] for name, key in CONDITION_FIELDS if key in environ}
+        parsed = Conditions.from_headers(fields) if fields else NO_CONDITIONS
+        environ[CONDITIONS_KEY] = parsed
     return parsed
 
 

@@ -88,7 +88,9 @@ def ratelimit_tween_factory(handler, registry):
                 return limiter_unavailable(outcome, limiter.retry_interval)
             return quota_exceeded(outcome)
         response = handler(request)
-        response.headers.update(outcome.headers())
+        # Appended, not set: no other layer writes these fields (setting each would search
+        # the response's header list for an earlier one).
+        response.headerlist.extend(outcome.headers().items())
         return response
 
     return ratelimit_tween
