@@ -9,7 +9,7 @@ from ..interfaces import IAuthenticationScheme
 from ..models import User
 from ..models.meta import utcnow
 from ..models.reads import FastSelect
-from .identity import USER_COLUMNS, AuthenticationFailed, Identity
+from .identity import USER_COLUMNS, AuthenticationFailed, Identity, read_user
 from .policy import FAILURE, quoted
 
 
@@ -26,8 +26,7 @@ class BearerScheme:
         revoked = getattr(registry.revocations, "revoked_clause", None)
         self.revocation_in_sql = revoked is not None
         columns = (*USER_COLUMNS, revoked().label("revoked")) if revoked else USER_COLUMNS
-        self.user_select = select(*columns).where(User.id == bindparam("user_id"))
-        self.fast_user_select = FastSelect(self.user_select)
+        self.user_select = FastSelect(select(*columns).where(User.id == bindparam("user_id")))
 
     def identify(self, request) -> Identity | None:
         header = request.headers.get("Authorization", "")
@@ -43,13 +42,7 @@ class BearerScheme:
         params = {"user_id": claims.user_id}
         if self.revocation_in_sql:
             params.update(token_id=claims.token_id, now=utcnow())
-        # A GET of an item reads the item in this same statement (hyperapi.resources.prefetch).
-        prefetch = getattr(self.registry, "item_prefetch", None)
-        target = prefetch.target(request) if prefetch is not None else None
-        if target is None:
-            user = self.fast_user_select.first(request.dbconnection, params)
-        else:
-            user = prefetch.read(request, self.user_select, params, target)
+        user = read_user(request, self.user_select, params)
         revoked = (user is not None and bool(user.revoked)) if self.revocation_in_sql else None
         if user is None or user.token_generation != claims.generation:
             # The user is gone, or changed their password after the token was issued.

@@ -57,9 +57,22 @@ USER_BY_NAME = FastSelect(
 )
 
 
+def read_user(request, select: FastSelect, params: dict):
+    """``select``'s user row, or None; a GET of an item reads the item in the same statement.
+
+    Every scheme that reads its user from the database reads it here, so that an item's
+    GET costs one round trip whatever the credentials (hyperapi.resources.prefetch).
+    """
+    prefetch = getattr(request.registry, "item_prefetch", None)
+    target = prefetch.target(request) if prefetch is not None else None
+    if target is None:
+        return select.first(request.dbconnection, params)
+    return prefetch.read(request, select.statement, params, target)
+
+
 def user_by_id(request, user_id: int):
     return USER_BY_ID.first(request.dbconnection, {"user_id": user_id})
 
 
 def user_by_name(request, username: str):
-    return USER_BY_NAME.first(request.dbconnection, {"username": username.lower()})
+    return read_user(request, USER_BY_NAME, {"username": username.lower()})
