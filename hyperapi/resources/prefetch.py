@@ -1,18 +1,19 @@
 """An item GET's row, read in the statement that authenticates the request.
 
-A Bearer-authenticated GET or HEAD of an item needed two statements: the token's user and
-its revocation (hyperapi.security.bearer), then the item's row, or for a 304 its
-validators (views.item_get). On PostgreSQL each is a round trip to the server, and the two
-were most of the request's time. The item is known from the path alone, so the scheme
-asks :class:`ItemPrefetch` for it and reads both at once: the item's table LEFT JOINed on
-its id, so that a missing item reads as NULLs beside its user (then 404, as before), and
-no user means no row at all (then 401, as before). The item's row is kept on the request,
-where :func:`prefetched` gives it to the view; it is the same row the view would have
-read, only in the same snapshot as the authentication.
+An authenticated GET or HEAD of an item needed two statements: the credentials' user (and,
+for a Bearer token, its revocation), then the item's row, or for a 304 its validators. On
+PostgreSQL each is a round trip to the server, and the two were most of the request's
+time. The item is known from the path alone, so every scheme that reads its user from the
+database (hyperapi.security.identity.read_user) asks :class:`ItemPrefetch` for it and reads
+both at once: the item's table LEFT JOINed on its id, so that a missing item reads as NULLs
+beside its user (then 404, as before), and no user means no row at all (then 401, as
+before). The item's row is kept on the request, where :func:`prefetched` gives it to the
+view, to a post's ACL (its author) and to the conditional tween's 304
+(hyperapi.resources.views.not_modified_before_view); it is the same row the view would
+have read, only in the same snapshot as the authentication.
 
-Nothing else takes this path: other methods, other routes, other schemes, and a request
-whose identity is asked before anything else (every request through the rate-limit tween
-is) all read as they did, and the view reads whatever was not prefetched.
+Nothing else takes this path: other methods, other routes, and schemes that read no user
+row all read as they did, and the view reads whatever was not prefetched.
 """
 
 from __future__ import annotations

@@ -5,9 +5,10 @@ not build the representation or even load the row through the ORM. This module f
 validators (RFC 9110 §8.8) of an item or a collection from the little they are made of:
 
 - an item: its row's ``version`` and ``updated_at`` (plus the viewer's variant and the
-  media type, which need no database), read with one Core ``SELECT id, version,
-  updated_at ... WHERE id = :id`` on the request's connection, no ORM identity map,
-  no object, no representation;
+  media type, which need no database), taken from the row read with the request's
+  authentication (hyperapi.resources.prefetch) or else read with one ``SELECT id,
+  version, updated_at ... WHERE id = :id`` on the driver's cursor (hyperapi.models.reads):
+  no ORM identity map, no object, no representation;
 - a collection: its ``collection_states`` rows (one indexed query for every collection it
   depends on) and, for a sub-collection, its parent's version.
 
