@@ -129,7 +129,7 @@ def early_not_modified(request, found: Validators) -> Response | None:
 
 
 def not_modified_before_view(request) -> Response | None:
-    """The 304 of an item GET/HEAD whose row was read with its Bearer token; None to go on.
+    """The 304 of an item GET/HEAD whose row came with its authentication; None to go on.
 
     The conditional tween asks this before the router runs: when the item's row came with
     the authentication (hyperapi.resources.prefetch), its validators are at hand, and the
@@ -523,7 +523,7 @@ def services(resource: Resource) -> list[Service]:
         description=f"One of the {resource.name}.",
     )
     item.hyperapi_body = resource.body
-    # What hyperapi.resources.prefetch reads along with a Bearer token's user.
+    # What hyperapi.resources.prefetch reads along with the credentials' user.
     item.hyperapi_resource = resource
     item.add_view("GET", _bind(item_get, resource))
     # Preconditions before the body: Cornice runs its default validator first, so it is

@@ -64,7 +64,7 @@ class PostContext(Root):
         post_id = _owner_id(self.request)
         author = None
         if post_id is not None:
-            # A GET's post came with its Bearer token's user (hyperapi.resources.prefetch).
+            # A GET's post came with the credentials' user (hyperapi.resources.prefetch).
             row = prefetched(self.request, Post.__table__, post_id)
             if row is NOT_PREFETCHED:
                 author = self.request.dbconnection.execute(AUTHOR, {"id": post_id}).scalar()

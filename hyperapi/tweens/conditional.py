@@ -11,7 +11,7 @@ their validators alone, without building the representation (hyperapi.resources.
 this tween covers every other response and is the one place the 304's shape is settled.
 
 One 304 is answered before the router: an item GET/HEAD whose row was read in the same
-statement as its Bearer token (hyperapi.resources.prefetch) has its validators at hand
+statement as its credentials' user (hyperapi.resources.prefetch) has its validators at hand
 already, and ``not_modified_before_view`` gives the view's own 304 from them whenever
 nothing on the way to the view could answer otherwise; it declines everything else.
 
