@@ -48,9 +48,9 @@ class IAuthenticationScheme(Interface):
 
         Credentials of its kind that do not verify raise
         :class:`hyperapi.security.identity.AuthenticationFailed` with a reason a client may
-        read (never a secret); the request is then unauthenticated. ``request.dbsession``
-        may be used to look the user up (``hyperapi.security.identity.user_by_name`` and
-        ``user_by_id``).
+        read (never a secret); the request is then unauthenticated. Look the user up with
+        ``hyperapi.security.identity.user_by_name`` or ``user_by_id``: a GET of an item
+        then reads the item in the same statement (hyperapi.resources.prefetch).
         """
 
     def challenge(request):

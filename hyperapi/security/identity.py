@@ -71,7 +71,7 @@ def read_user(request, select: FastSelect, params: dict):
 
 
 def user_by_id(request, user_id: int):
-    return USER_BY_ID.first(request.dbconnection, {"user_id": user_id})
+    return read_user(request, USER_BY_ID, {"user_id": user_id})
 
 
 def user_by_name(request, username: str):
