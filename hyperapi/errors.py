@@ -229,6 +229,20 @@ def unexpected_exception_view(exc: Exception, request) -> Problem:
 #: InterfaceError when the driver itself gave up on the connection).
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
 
+#: The ``outcome`` member of the 503 that an unsafe request gets when the database fails:
+#: what became of its change, and what that means for the client. The OpenAPI document
+#: (``hyperapi.openapi``) describes the member from this table, so the two cannot drift.
+OUTCOME_NOT_APPLIED = "not-applied"
+OUTCOME_UNKNOWN = "unknown"
+OUTCOMES: dict[str, str] = {
+    OUTCOME_NOT_APPLIED: "the change was not applied: the failure came before COMMIT was "
+    "sent and the transaction was rolled back, so the request can be retried after "
+    "Retry-After without applying it twice",
+    OUTCOME_UNKNOWN: "the change may or may not have been applied: the connection failed "
+    "while COMMIT was in flight; read the resource (a GET is safe to retry) before retrying "
+    "a request that is not idempotent, such as a POST",
+}
+
 #: How often the "database unavailable" warning may be logged, in seconds: an outage fails
 #: every request, and one line per interval says so (the others are logged at DEBUG).
 DATABASE_WARNING_INTERVAL = 10.0
@@ -319,7 +333,7 @@ def database_unavailable_view(exc: Exception, request) -> Problem:
     retry_after = request.registry.settings["hyperapi.database.retry_after"]
     members: dict[str, Any] = {}
     if request.method not in SAFE_METHODS:
-        members["outcome"] = "unknown" if in_doubt else "not-applied"
+        members["outcome"] = OUTCOME_UNKNOWN if in_doubt else OUTCOME_NOT_APPLIED
     return Problem(
         "service-unavailable",
         f"The database cannot be reached just now; retry in {retry_after} seconds.",
@@ -350,6 +364,7 @@ def includeme(config) -> None:
 
 __all__ = [
     "KINDS",
+    "OUTCOMES",
     "PROBLEM_JSON",
     "Problem",
     "as_problem",

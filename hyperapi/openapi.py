@@ -19,7 +19,7 @@ from pyramid.authorization import ACLHelper, Everyone
 from pyramid.interfaces import IRoutesMapper
 from pyramid.security import NO_PERMISSION_REQUIRED
 
-from .errors import KINDS, PROBLEM_JSON
+from .errors import KINDS, OUTCOMES, PROBLEM_JSON
 from .resources.views import MAX_ID
 from .schemas import types
 from .security.acl import BASE_ACL
@@ -59,6 +59,20 @@ HEADERS = {
     },
     "Allow": {"description": "The methods the resource supports.", "schema": {"type": "string"}},
 }
+
+#: Routes whose views never touch the database (nor can its outage give them a 503); every
+#: other operation may get the database's 503. The heartbeat declares its own 503.
+WITHOUT_DATABASE = frozenset(
+    (
+        "api.root",
+        "api.problem",
+        "api.openapi",
+        "api.docs",
+        "health.heartbeat",
+        "health.lbheartbeat",
+        "health.version",
+    )
+)
 
 PRECONDITION_HEADERS = {
     "If-Match": "Only if the current ETag matches one of these (strong comparison); `*` for "
@@ -157,11 +171,11 @@ def representation_schema(body: colander.SchemaNode | None) -> dict[str, Any]:
     }
 
 
-def problem_response(description: str, *headers: str) -> dict[str, Any]:
+def problem_response(description: str, *headers: str, schema: str = "Problem") -> dict[str, Any]:
     response: dict[str, Any] = {
         "description": description,
         "content": {
-            PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}},
+            PROBLEM_JSON: {"schema": {"$ref": f"#/components/schemas/{schema}"}},
             "text/html": {"schema": {"type": "string"}},
         },
     }
@@ -183,8 +197,12 @@ def components() -> dict[str, Any]:
             extra = ("ETag", "Last-Modified")
         elif status in (429, 503):
             extra = ("Retry-After",)
+        # The database's 503 says what became of a write (``outcome``).
+        schema = "ServiceUnavailable" if kind == "service-unavailable" else "Problem"
         # Errors too carry the rate-limit fields of the policy that counted the request.
-        problems[kind] = problem_response(title, *extra, "RateLimit", "RateLimit-Policy")
+        problems[kind] = problem_response(
+            title, *extra, "RateLimit", "RateLimit-Policy", schema=schema
+        )
     return {
         "schemas": {
             "Problem": {
@@ -213,6 +231,11 @@ def components() -> dict[str, Any]:
                     },
                 },
                 "required": ["type", "title", "status"],
+            },
+            "ServiceUnavailable": {
+                "description": "A backend cannot serve just now: retry after Retry-After.",
+                "allOf": [{"$ref": "#/components/schemas/Problem"}],
+                "properties": {"outcome": outcome_schema()},
             },
             "Links": {
                 "type": "object",
@@ -243,6 +266,18 @@ def components() -> dict[str, Any]:
             },
             "basic": {"type": "http", "scheme": "basic"},
         },
+    }
+
+
+def outcome_schema() -> dict[str, Any]:
+    """The 503's ``outcome`` member, from the values and meanings errors.py answers with."""
+    meanings = "; ".join(f"`{value}`: {meaning}" for value, meaning in OUTCOMES.items())
+    return {
+        "type": "string",
+        "enum": list(OUTCOMES),
+        "description": "Present when the database failed during an unsafe request (POST, "
+        f"PUT, PATCH, DELETE): what became of its change. {meanings}. A safe request (GET, "
+        "HEAD) changed nothing, has no outcome, and is safe to retry after Retry-After.",
     }
 
 
@@ -457,6 +492,10 @@ def operation(
     if limited:
         responses["429"] = _ref("quota-exceeded")
     responses["500"] = _ref("internal")
+    # The database unreachable (or a rate limiter failing closed) is a 503, never a 500.
+    fails_closed = limited and not settings["hyperapi.ratelimit.fail_open"]
+    if route not in WITHOUT_DATABASE or fails_closed:
+        responses["503"] = _ref("service-unavailable")
     if service.name == "health.heartbeat":
         responses["503"] = {
             "description": "A backend does not answer.",

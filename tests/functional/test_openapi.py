@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
+from pyramid.interfaces import IRequestFactory
+from pyramid.scripting import prepare
+from sqlalchemy.exc import OperationalError
 from webtest import TestApp
 
+from hyperapi.errors import (
+    OUTCOME_NOT_APPLIED,
+    OUTCOME_UNKNOWN,
+    OUTCOMES,
+    PROBLEM_JSON,
+    database_unavailable_view,
+)
+from hyperapi.openapi import WITHOUT_DATABASE
 from hyperapi.routes import ROUTES
 
 
@@ -74,6 +88,51 @@ def test_probes_are_documented_as_exempt_from_rate_limits(testapp):
     assert "503" in beat["responses"]
 
 
+def test_database_outages_are_documented_with_the_outcome_of_writes(testapp):
+    document = testapp.get("/api/v1/openapi.json").json
+    validate(document)
+    # Every operation that touches the database may get its 503; the others never do.
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            touches = operation["operationId"].rsplit(".", 1)[0] not in WITHOUT_DATABASE
+            if touches:
+                assert operation["responses"]["503"] == {
+                    "$ref": "#/components/responses/service-unavailable"
+                }, (method, path)
+            elif path != "/__heartbeat__":
+                assert "503" not in operation["responses"], (method, path)
+    unavailable = document["components"]["responses"]["service-unavailable"]
+    assert "Retry-After" in unavailable["headers"]
+    schema = unavailable["content"][PROBLEM_JSON]["schema"]["$ref"].rsplit("/", 1)[1]
+    outcome = document["components"]["schemas"][schema]["properties"]["outcome"]
+    # The very values errors.py answers with, each explained to the client.
+    assert outcome["enum"] == list(OUTCOMES) == [OUTCOME_NOT_APPLIED, OUTCOME_UNKNOWN]
+    assert all(f"`{value}`" in outcome["description"] for value in OUTCOMES)
+    assert "GET" in outcome["description"]
+
+
+def test_a_database_503_conforms_to_the_document(app, testapp, conformance):
+    """The problems errors.py builds for an outage match what the document declares."""
+    lost = OperationalError("COMMIT", {}, Exception("server closed the connection"))
+    in_doubt = OperationalError("COMMIT", {}, Exception("server closed the connection"))
+    in_doubt.hyperapi_commit_in_doubt = True  # as hyperapi.models marks a failed COMMIT
+    cases = [
+        ("GET", "/api/v1/posts/1", "/api/v1/posts/{id}", lost, None),
+        ("POST", "/api/v1/posts", "/api/v1/posts", lost, OUTCOME_NOT_APPLIED),
+        ("PATCH", "/api/v1/posts/1", "/api/v1/posts/{id}", in_doubt, OUTCOME_UNKNOWN),
+    ]
+    # The application's own request class: it carries request_id and the other extensions.
+    factory = app.registry.getUtility(IRequestFactory)
+    for method, path, template, exc, expected in cases:
+        env = prepare(request=factory.blank(path, method=method), registry=app.registry)
+        try:
+            problem = database_unavailable_view(exc, env["request"])
+        finally:
+            env["closer"]()
+        assert problem.problem.get("outcome") == expected
+        conformance.check(method, template, problem, expect=503)
+
+
 def refs(operation) -> set[str]:
     return {p["$ref"].rsplit("/", 1)[1] for p in operation["parameters"] if "$ref" in p}
 
@@ -130,9 +189,14 @@ class Conformance:
 
     def check(self, method: str, template: str, response, *, expect: int) -> None:
         assert response.status_int == expect, response
-        declared = set(self.declared(method, template, response.status_int).get("headers", {}))
+        declared = self.declared(method, template, response.status_int)
         carried = {name for name in DESCRIBED if name in response.headers}
-        assert carried <= declared, (method, template, expect, carried - declared)
+        assert carried <= set(declared.get("headers", {})), (method, template, expect, carried)
+        if response.content_type == PROBLEM_JSON:
+            # A problem's body too: its members are the ones its schema allows.
+            schema = declared["content"][PROBLEM_JSON]["schema"]
+            root = {**schema, "components": self.document["components"]}
+            Draft202012Validator(root).validate(json.loads(response.body))
 
 
 @pytest.fixture
