@@ -1,4 +1,4 @@
-"""Fault injection for tests against a real server process.
+"""Fault injection, and the audit of what clients were told against what was stored.
 
 :class:`FaultProxy` stands between the server under test and a backend (PostgreSQL, Redis)
 on 127.0.0.1, so that a test can make the backend unavailable without touching the real
@@ -8,45 +8,30 @@ one, ``blackhole()`` accepts connections and then never answers, ``up()`` forwar
 either before the server receives it or after the server has executed it but before its
 answer is relayed: the two cases a client cannot tell apart.
 
-:class:`Server` runs hyperapi under gunicorn (``--paste`` of a generated ini, as production
-does) on a free loopback port, in its own process group, and always kills that group.
+:class:`Write`, :class:`Audit` and :class:`Tally` record what clients were told, and
+:func:`stored` reads what PostgreSQL holds. The server processes themselves come from
+:mod:`tests.servers`; :func:`server_settings` is the configuration these tests give them.
 """
 
 from __future__ import annotations
 
-import configparser
 import contextlib
-import http.client
-import json
-import os
-import signal
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import sqlalchemy as sa
 
 from tests.conftest import PASSWORD, TEST_SETTINGS, basic
+from tests.servers import LOCALHOST, Server
 
-LOCALHOST = "127.0.0.1"
-GUNICORN = os.path.join(os.path.dirname(sys.executable), "gunicorn")
 #: A COMMIT statement in the PostgreSQL wire protocol (simple or extended query), as sent
 #: by psycopg: the query text is NUL-terminated.
 COMMIT = b"COMMIT\x00"
 ROLLBACK = b"ROLLBACK\x00"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((LOCALHOST, 0))
-        return probe.getsockname()[1]
 
 
 def reset(sock: socket.socket) -> None:
@@ -225,166 +210,6 @@ class FaultProxy:
         self.thread.join(5)
 
 
-# -- the server under test ---------------------------------------------------------------
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-    @property
-    def json(self):
-        return json.loads(self.body) if self.body else None
-
-
-class Server:
-    """hyperapi under gunicorn (gthread workers), configured by a generated ini file."""
-
-    def __init__(
-        self,
-        workdir: Path,
-        settings: Mapping[str, str],
-        *,
-        environ: Mapping[str, str] | None = None,
-        workers: int = 2,
-        threads: int = 4,
-    ):
-        self.workdir = workdir
-        self.ini = workdir / "server.ini"
-        self.log_path = workdir / "server.log"
-        self.port = free_port()
-        write_ini(self.ini, settings)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERAPI_")}
-        env.update(environ or {})
-        argv = [
-            GUNICORN,
-            "--paste",
-            str(self.ini),
-            "--bind",
-            f"{LOCALHOST}:{self.port}",
-            "--workers",
-            str(workers),
-            "--worker-class",
-            "gthread",
-            "--threads",
-            str(threads),
-            "--graceful-timeout",
-            "5",
-        ]
-        self.workers = workers
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                argv,
-                env=env,
-                cwd=workdir,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
-            self.wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-
-    @property
-    def base(self) -> str:
-        return f"http://{LOCALHOST}:{self.port}"
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"gunicorn exited at start:\n{self.log()[-3000:]}")
-            with contextlib.suppress(OSError):
-                if self.request("GET", "/__lbheartbeat__", timeout=2).status == 200:
-                    break
-            time.sleep(0.1)
-        else:
-            raise AssertionError(f"gunicorn did not answer within {timeout} s:\n{self.log()}")
-        while len(self.worker_pids()) < self.workers and time.monotonic() < deadline:
-            time.sleep(0.1)
-
-    def worker_pids(self) -> list[int]:
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        try:
-            return [int(pid) for pid in children.read_text().split()]
-        except OSError:
-            return []
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        body: object = None,
-        timeout: float = 30,
-    ) -> Reply:
-        """One request on a new connection; an OSError when the connection fails."""
-        connection = http.client.HTTPConnection(LOCALHOST, self.port, timeout=timeout)
-        try:
-            headers = dict(headers or {})
-            data = None
-            if body is not None:
-                data = json.dumps(body).encode()
-                headers["Content-Type"] = "application/json"
-            connection.request(method, path, body=data, headers=headers)
-            response = connection.getresponse()
-            return Reply(response.status, dict(response.getheaders()), response.read())
-        finally:
-            connection.close()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        """SIGTERM gunicorn's process group, SIGKILL if it lingers."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(5)
-        # Workers that outlived their master are in the same group.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-
-
-def write_ini(path: Path, settings: Mapping[str, str]) -> None:
-    """An ini with the app's settings and logging that shows hyperapi's warnings."""
-    config = configparser.ConfigParser(interpolation=None)
-    config["app:main"] = {"use": "egg:hyperapi", **settings}
-    config["loggers"] = {"keys": "root, hyperapi"}
-    config["handlers"] = {"keys": "console"}
-    config["formatters"] = {"keys": "generic"}
-    config["logger_root"] = {"level": "WARNING", "handlers": "console"}
-    config["logger_hyperapi"] = {"level": "INFO", "handlers": "", "qualname": "hyperapi"}
-    config["handler_console"] = {
-        "class": "StreamHandler",
-        "args": "(sys.stderr,)",
-        "level": "NOTSET",
-        "formatter": "generic",
-    }
-    config["formatter_generic"] = {"format": "%(levelname)s [%(name)s] %(message)s"}
-    with open(path, "w") as out:
-        config.write(out)
-
-
-@contextlib.contextmanager
-def running(workdir: Path, settings: Mapping[str, str], **kwargs) -> Iterator[Server]:
-    server = Server(workdir, settings, **kwargs)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 # -- what clients saw, and what the database holds ----------------------------------------
 
 
@@ -501,8 +326,6 @@ class Tally:
 
 # -- the API as the tests' clients use it ---------------------------------------------------
 
-#: The secrets a production-environment server needs, from its environment.
-SECRETS = {"HYPERAPI_SECRET": "s" * 40, "HYPERAPI_AUTH_TOKEN_SECRETS": "t" * 40}
 #: The Retry-After of the servers' 503s while their database is away.
 RETRY_AFTER = "2"
 
@@ -560,16 +383,6 @@ def consistent_counters(database) -> tuple[int, int, int]:
         ).scalar()
         authored = connection.exec_driver_sql("SELECT sum(post_count) FROM users").scalar()
     return posts, state, authored or 0
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.05):
-    """Poll ``predicate`` until it returns something true; the time it took, or None."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(interval)
-    return None
 
 
 def report(title: str, *lines: str) -> str:

@@ -29,10 +29,8 @@ from tests.conftest import basic, empty_database
 from tests.faults import (
     RETRY_AFTER,
     ROLLBACK,
-    SECRETS,
     Audit,
     FaultProxy,
-    Server,
     Tally,
     Write,
     bearer,
@@ -41,8 +39,8 @@ from tests.faults import (
     report,
     server_settings,
     stored,
-    wait_for,
 )
+from tests.servers import SECRETS, Server, start_generated, wait_for
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.fault, pytest.mark.slow]
 
@@ -78,7 +76,7 @@ def pg_proxy(postgresql_url):
 def server(tmp_path_factory, postgresql_url, pg_proxy, database):
     """One server whose every database connection goes through ``pg_proxy``."""
     settings = server_settings(through(pg_proxy, postgresql_url))
-    instance = Server(tmp_path_factory.mktemp("faults"), settings, environ=SECRETS)
+    instance = start_generated(tmp_path_factory.mktemp("faults"), settings, environ=SECRETS)
     yield instance
     instance.stop()
 
@@ -399,7 +397,7 @@ def redis_server(tmp_path_factory, postgresql_url, redis_proxy, redis_url, datab
             "hyperapi.response_cache.routes": "posts.collection=30",
         },
     )
-    instance = Server(tmp_path_factory.mktemp("redis-faults"), settings, environ=SECRETS)
+    instance = start_generated(tmp_path_factory.mktemp("redis-faults"), settings, environ=SECRETS)
     yield instance
     instance.stop()
 

@@ -58,7 +58,7 @@ def test_the_documented_commands_serve_production_ini_on_postgresql_and_redis(
 def test_gunicorn_runs_the_two_workers_the_readme_asks_for(deployment):
     port = servers.free_port()
     with servers.serving(servers.gunicorn(port, workers=2), deployment, port) as server:
-        assert len(server.workers()) == 2
+        assert len(server.worker_pids()) == 2
 
 
 def test_heartbeat_is_503_within_its_timeout_when_redis_is_down(deployment, tmp_path):

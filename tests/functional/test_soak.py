@@ -25,9 +25,7 @@ import sqlalchemy as sa
 
 from tests.conftest import empty_database
 from tests.faults import (
-    SECRETS,
     Audit,
-    Server,
     Tally,
     Write,
     bearer,
@@ -37,6 +35,7 @@ from tests.faults import (
     server_settings,
     stored,
 )
+from tests.servers import SECRETS, Server, start_generated
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.soak, pytest.mark.slow]
 
@@ -195,7 +194,7 @@ def test_soak_mixed_workload_loses_no_write_and_no_update(tmp_path, postgresql_u
     settings = server_settings(
         postgresql_url, **{"hyperapi.response_cache.routes": "posts.collection=30"}
     )
-    server = Server(tmp_path, settings, environ=SECRETS)
+    server = start_generated(tmp_path, settings, environ=SECRETS)
     try:
         owner, *others = [register(server) for _ in range(3)]
         created = server.request(
