@@ -10,7 +10,9 @@ beside its user (then 404, as before), and no user means no row at all (then 401
 before). The item's row is kept on the request, where :func:`prefetched` gives it to the
 view, to a post's ACL (its author) and to the conditional tween's 304
 (hyperapi.resources.views.not_modified_before_view); it is the same row the view would
-have read, only in the same snapshot as the authentication.
+have read, only in the same snapshot as the authentication. The whole row is read even
+when a 304 will need only its version: the bytes travel in the round trip that is made
+anyway, and an If-None-Match that does not match needs the row after all.
 
 Nothing else takes this path: other methods, other routes, and schemes that read no user
 row all read as they did, and the view reads whatever was not prefetched.
