@@ -5,21 +5,10 @@
 --   wrk ... -s bench/wrk/follow_next.lua http://127.0.0.1:PORT -- \
 --       "path=/api/v1/students?cursor=...&per_page=25" "header=Authorization: Bearer T"
 
-local function options(args)
-  local o = { headers = {}, paths = {} }
-  for _, arg in ipairs(args) do
-    local key, value = arg:match("^(%w+)=(.*)$")
-    if key == "header" then
-      local name, v = value:match("^([^:]+):%s*(.*)$")
-      o.headers[name] = v
-    elseif key == "path" then
-      table.insert(o.paths, value)
-    elseif key then
-      o[key] = value
-    end
-  end
-  return o
-end
+-- The argument parser the scripts share (options.lua), loaded from this script's folder.
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+package.path = here .. "?.lua;" .. package.path
+local options = require("options")
 
 local start, current, headers
 pages, restarts = 0, 0

@@ -10,21 +10,10 @@
 --       path=/api/v1/posts/1 path=/api/v1/posts/2 "header=Authorization: Bearer T" \
 --       'body={"body": "edited"}'
 
-local function options(args)
-  local o = { headers = {}, paths = {} }
-  for _, arg in ipairs(args) do
-    local key, value = arg:match("^(%w+)=(.*)$")
-    if key == "header" then
-      local name, v = value:match("^([^:]+):%s*(.*)$")
-      o.headers[name] = v
-    elseif key == "path" then
-      table.insert(o.paths, value)
-    elseif key then
-      o[key] = value
-    end
-  end
-  return o
-end
+-- The argument parser the scripts share (options.lua), loaded from this script's folder.
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+package.path = here .. "?.lua;" .. package.path
+local options = require("options")
 
 local threads_started = 0
 
