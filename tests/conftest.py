@@ -16,6 +16,7 @@ transaction shared by every request of a test would hide exactly that.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -76,24 +77,36 @@ def sqlite_url(tmp_path_factory) -> str:
     return url
 
 
-@pytest.fixture(scope="session")
-def postgresql_url() -> Iterator[str]:
+@contextlib.contextmanager
+def scratch_database(prefix: str) -> Iterator[str]:
+    """The URL of an empty PostgreSQL database of its own, dropped (sessions and all) after."""
     admin = sa.create_engine(POSTGRESQL_URL, isolation_level="AUTOCOMMIT")
-    name = f"hyperapi_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     try:
         with admin.connect() as connection:
             connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except Exception as exc:
+    except Exception:
         admin.dispose()
-        unavailable(f"PostgreSQL is not reachable at {POSTGRESQL_URL}: {exc.__class__.__name__}")
-    url = sa.engine.make_url(POSTGRESQL_URL).set(database=name).render_as_string(False)
+        raise
     try:
-        migrate(url)
-        yield url
+        yield sa.engine.make_url(POSTGRESQL_URL).set(database=name).render_as_string(False)
     finally:
         with admin.connect() as connection:
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgresql_url() -> Iterator[str]:
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(scratch_database("hyperapi_test"))
+        except Exception as exc:
+            unavailable(
+                f"PostgreSQL is not reachable at {POSTGRESQL_URL}: {exc.__class__.__name__}"
+            )
+        migrate(url)
+        yield url
 
 
 @pytest.fixture(scope="session")

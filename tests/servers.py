@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-import sqlalchemy as sa
 
-from tests.conftest import POSTGRESQL_URL, REDIS_PREFIX, ROOT
+from tests.conftest import REDIS_PREFIX, ROOT
 
 LOCALHOST = "127.0.0.1"
 BIN = os.path.dirname(sys.executable)
@@ -153,21 +152,6 @@ def initialize(env: dict[str, str]) -> None:
         capture_output=True,
         timeout=120,
     )
-
-
-@contextmanager
-def fresh_database() -> Iterator[str]:
-    """An empty PostgreSQL database of its own, dropped afterwards."""
-    admin = sa.create_engine(POSTGRESQL_URL, isolation_level="AUTOCOMMIT")
-    name = f"hyperapi_deploy_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        yield sa.engine.make_url(POSTGRESQL_URL).set(database=name).render_as_string(False)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 # -- the process ------------------------------------------------------------------------------

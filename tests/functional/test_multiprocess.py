@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests import servers
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, scratch_database
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ TIMEOUT = 10
 @pytest.fixture(scope="module")
 def pair(postgresql_url, redis_url, tmp_path_factory):
     """(gunicorn, pserve): two servers of one deployment."""
-    with servers.fresh_database() as database_url:
+    with scratch_database("hyperapi_deploy") as database_url:
         env = servers.production_env(
             database_url,
             redis_url,

@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from tests import servers
+from tests.conftest import scratch_database
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +24,7 @@ ALL_UP = {"database": True, "ratelimit": True, "revocations": True, "response_ca
 @pytest.fixture(scope="module")
 def deployment(postgresql_url, redis_url) -> dict[str, str]:
     """The environment of a fresh deployment, its database initialized as documented."""
-    with servers.fresh_database() as database_url:
+    with scratch_database("hyperapi_deploy") as database_url:
         env = servers.production_env(database_url, redis_url)
         servers.initialize(env)
         yield env
