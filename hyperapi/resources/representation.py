@@ -36,6 +36,14 @@ def media_type(request) -> str:
     return chosen
 
 
+def add_vary(response: Response, *names: str) -> None:
+    """Name ``names`` in ``Vary`` (RFC 9110 §12.5.5) unless it already does, in order."""
+    vary = list(response.vary or ())
+    missing = [name for name in names if name not in vary]
+    if missing:
+        response.vary = [*vary, *missing]
+
+
 def dumps(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 

@@ -17,6 +17,7 @@ import logging
 from pyramid.authorization import ACLHelper, Everyone
 from pyramid.request import RequestLocalCache
 
+from ..resources.representation import add_vary
 from .identity import AuthenticationFailed, Identity
 
 log = logging.getLogger(__name__)
@@ -36,10 +37,7 @@ class MultiSecurityPolicy:
         self.vary = list(dict.fromkeys(h for s in self.schemes for h in s.vary))
 
     def _add_vary(self, request, response) -> None:
-        vary = list(response.vary or ())
-        missing = [h for h in self.vary if h not in vary]
-        if missing:
-            response.vary = [*vary, *missing]
+        add_vary(response, *self.vary)
 
     def _identify(self, request) -> Identity | None:
         request.add_response_callback(self._add_vary)

@@ -36,18 +36,12 @@ from pyramid.interfaces import IRoutesMapper
 
 from ..errors import Problem
 from ..resources.preconditions import Outcome, Validators, evaluate
-from ..resources.representation import content_etag, not_modified
+from ..resources.representation import add_vary, content_etag, not_modified
 from ..resources.validators import conditions
 from ..resources.views import not_modified_before_view
 from ..settings import ConfigurationError
 
 READS = frozenset(("GET", "HEAD"))
-
-
-def add_vary(response, name: str) -> None:
-    vary = list(response.vary or ())
-    if name not in vary:
-        response.vary = [*vary, name]
 
 
 def conditional_response(request, response):

@@ -28,6 +28,7 @@ from pyramid_retry import is_error_retryable, is_last_attempt
 
 from ..errors import PROBLEM_JSON, Problem, as_problem, exception_response
 from ..request_id import HEADER as REQUEST_ID_HEADER
+from ..resources.representation import add_vary
 
 HTML = "text/html"
 #: In order of preference: on a tie, JSON wins.
@@ -47,12 +48,6 @@ def prefers_html(request) -> bool:
     """Whether the client would rather read HTML than JSON (a browser's ``Accept``)."""
     offers = request.accept.acceptable_offers(OFFERS)
     return bool(offers) and offers[0][0] == HTML
-
-
-def add_vary(response, name: str) -> None:
-    vary = list(response.vary or ())
-    if name not in vary:
-        response.vary = [*vary, name]
 
 
 def render(request, problem: Problem, template) -> None:
