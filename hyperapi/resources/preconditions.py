@@ -35,7 +35,8 @@ from dataclasses import dataclass
 #: The header fields this module reads.
 FIELDS = ("If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since")
 
-SAFE = frozenset(("GET", "HEAD"))
+#: The reads: a false precondition answers them 304, anything else 412 (RFC 9110 §13.2.2).
+READS = frozenset(("GET", "HEAD"))
 
 # RFC 9110 §8.8.3: entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE,
 # etagc = %x21 / %x23-7E / obs-text (obs-text = %x80-FF, here any non-ASCII character).
@@ -269,7 +270,7 @@ def evaluate(method: str, conditions: Conditions, current: Validators | None) ->
     ``current`` is None when the target has no current representation (a PUT that could
     create it, a POST's collection that is gone).
     """
-    safe = method in SAFE
+    safe = method in READS
     # Step 1: If-Match; when false, 412.
     if conditions.if_match is not None:
         if not _if_match(conditions.if_match, current):

@@ -30,8 +30,8 @@ from sqlalchemy.sql import Select
 
 from ..models.reads import FastSelect
 from ..schemas.types import parse_id
+from .preconditions import READS
 
-READS = frozenset(("GET", "HEAD"))
 #: Where the item read with the identity is kept (a :class:`Prefetched`).
 REQUEST_ATTRIBUTE = "hyperapi_prefetched_item"
 #: What :func:`prefetched` returns when the item was not read with the identity.

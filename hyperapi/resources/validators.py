@@ -35,7 +35,7 @@ from sqlalchemy import bindparam, select
 from ..models.collections import CollectionState
 from ..models.reads import FastSelect
 from .declaration import Resource
-from .preconditions import Conditions, Validators
+from .preconditions import FIELDS, Conditions, Validators
 from .prefetch import NOT_PREFETCHED, prefetched
 from .representation import collection_etag, item_etag, media_type
 
@@ -44,10 +44,7 @@ CONDITIONS_KEY = "hyperapi.conditions"
 
 
 #: The precondition fields, and their keys in the WSGI environ.
-CONDITION_FIELDS = tuple(
-    (name, "HTTP_" + name.upper().replace("-", "_"))
-    for name in ("If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since")
-)
+CONDITION_FIELDS = tuple((name, "HTTP_" + name.upper().replace("-", "_")) for name in FIELDS)
 NO_CONDITIONS = Conditions()
 
 

@@ -35,13 +35,11 @@ import json
 from pyramid.interfaces import IRoutesMapper
 
 from ..errors import Problem
-from ..resources.preconditions import Outcome, Validators, evaluate
+from ..resources.preconditions import READS, Outcome, Validators, evaluate
 from ..resources.representation import add_vary, content_etag, not_modified
 from ..resources.validators import conditions
 from ..resources.views import not_modified_before_view
 from ..settings import ConfigurationError
-
-READS = frozenset(("GET", "HEAD"))
 
 
 def conditional_response(request, response):
