@@ -24,7 +24,7 @@ from collections import namedtuple
 from dataclasses import dataclass
 from typing import Any
 
-from pyramid.interfaces import IRoutesMapper
+from pyramid.interfaces import IDefaultPermission, IRootFactory, IRoutesMapper
 from sqlalchemy import Table, bindparam
 from sqlalchemy.sql import Select
 
@@ -91,12 +91,25 @@ class ItemPrefetch:
         self.resources = resources
         self.routes: list[tuple[Any, Any]] | None = None
         self.joined: dict[tuple[Select, Table], _Joined] = {}
+        # Known once the configuration is committed (see _settle).
+        self.root_factory: Any = None
+        self.permission: str | None = None
 
-    def _routes(self, request):
+    def _settle(self, registry) -> None:
+        """What the router and the views use, looked up once: routes, root factory, the
+        default permission (every item GET view has it)."""
         if self.routes is None:
-            mapper = request.registry.getUtility(IRoutesMapper)
+            mapper = registry.getUtility(IRoutesMapper)
+            self.root_factory = registry.getUtility(IRootFactory)
+            self.permission = registry.queryUtility(IDefaultPermission)
             self.routes = [(mapper.get_route(name), r) for name, r in self.resources.items()]
-        return self.routes
+
+    def context(self, request, target: Target):
+        """The context the router would make for ``target``'s route (its ACL's owner)."""
+        self._settle(request.registry)
+        # As the router sets them: an ACL may read the matchdict.
+        request.matchdict, request.matched_route = target.matchdict, target.route
+        return (target.route.factory or self.root_factory)(request)
 
     def target(self, request) -> Target | None:
         """The item this GET/HEAD reads; None for any other request."""
@@ -111,7 +124,8 @@ class ItemPrefetch:
             # item routes as the router will.
             resource = matched = None
             path = request.path_info
-            for candidate, candidate_resource in self._routes(request):
+            self._settle(request.registry)
+            for candidate, candidate_resource in self.routes:
                 matched = candidate.match(path)
                 if matched is not None:
                     route, resource = candidate, candidate_resource

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from typing import Any
 
 from pyramid.httpexceptions import HTTPException
-from pyramid.interfaces import IDefaultPermission, IRootFactory
 from pyramid.response import Response
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
@@ -147,11 +146,11 @@ def not_modified_before_view(request) -> Response | None:
     if not request.accept.acceptable_offers(SERVICE_ACCEPT):
         return None
     kept = getattr(request, REQUEST_ATTRIBUTE, None)
-    registry = request.registry
+    prefetch = request.registry.item_prefetch
     if (
         kept is None
         and "HTTP_AUTHORIZATION" in request.environ
-        and registry.item_prefetch.target(request) is not None
+        and prefetch.target(request) is not None
     ):
         # An item's view authenticates anyway: do it now, as the rate limiter does first
         # when it is on, so that the item is read with the credentials. A refusal (the
@@ -164,11 +163,10 @@ def not_modified_before_view(request) -> Response | None:
     if kept is None or kept.row is None:
         return None
     target = kept.target
-    # The route's context, as the router would make it (an ACL may read the matchdict).
-    request.matchdict, request.matched_route = target.matchdict, target.route
-    context = (target.route.factory or registry.getUtility(IRootFactory))(request)
-    permission = registry.queryUtility(IDefaultPermission)
-    if permission is not None and not request.has_permission(permission, context):
+    context = prefetch.context(request, target)
+    if prefetch.permission is not None and not request.has_permission(
+        prefetch.permission, context
+    ):
         return None
     return early_not_modified(request, current.of_item(request, target.resource, kept.row))
 
