@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hmac
 import os
 import uuid
 from collections.abc import Iterator
@@ -295,3 +296,17 @@ def snapshot(app) -> dict[str, list]:
             table.name: sorted(map(tuple, connection.execute(sa.select(table)).all()), key=repr)
             for table in metadata.sorted_tables
         }
+
+
+@pytest.fixture
+def compared(monkeypatch) -> list[tuple]:
+    """Every pair ``hmac.compare_digest`` compares while the test runs (constant-time checks)."""
+    pairs: list[tuple] = []
+    original = hmac.compare_digest
+
+    def recording(a, b):
+        pairs.append((a, b))
+        return original(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", recording)
+    return pairs
