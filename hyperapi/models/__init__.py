@@ -6,9 +6,9 @@ statements, ``request.dbconnection``). pyramid_tm owns the transaction of every 
 request code never commits.
 
 Reads (GET, HEAD, OPTIONS) stay out of pyramid_tm (its ``tm.activate_hook``): they read
-through one pooled connection for the whole request (``request.dbconnection``, autocommit
-on PostgreSQL, see :class:`Database`), and should one need the ORM, their session has a
-connection and a transaction of its own that is never committed, without joining
+through their thread's read connection (``request.dbconnection``, autocommit, see
+:class:`Database` and :class:`ReadConnections`), and should one need the ORM, their session
+has a connection and a transaction of its own that is never committed, without joining
 zope.sqlalchemy. Measured with bench/hotpath.py, the transaction manager's begin/commit and
 ``zope.sqlalchemy.register`` (seven event listeners per session) were about a fifth of a
 Bearer item GET, for a transaction that never had anything to commit.
@@ -17,6 +17,8 @@ Bearer item GET, for a transaction that never had anything to commit.
 from __future__ import annotations
 
 import contextlib
+import threading
+import weakref
 from typing import Any
 
 import zope.sqlalchemy
@@ -154,6 +156,76 @@ def get_engine(settings: dict[str, Any], *, writer: bool = False) -> Engine:
     return engine
 
 
+class _Kept:
+    """One thread's read connection; it goes back to the pool when the thread ends."""
+
+    __slots__ = ("__weakref__", "close", "connection")
+
+    def __init__(self, connection: Connection):
+        self.connection = connection
+        # Runs once: at dispose, on replacement, or when the thread's locals are dropped.
+        self.close = weakref.finalize(self, _close_quietly, connection)
+
+
+def _close_quietly(connection: Connection) -> None:
+    # Closing a connection that died gives an error that changes nothing: it is discarded.
+    with contextlib.suppress(DBAPIError):
+        connection.close()
+
+
+class ReadConnections:
+    """Each thread's read connection, kept from one read request to the next.
+
+    Taking a connection from the pool and giving it back cost a read about 28 us of the
+    130 us that a 304 took in process (bench/hotpath.py, SQLite): the ``Connection``
+    object, the checkout, the reset and the checkin, and the request's finished callback
+    that returned it. A read needs nothing of that: its connection is in autocommit (each
+    statement its own snapshot, see :class:`Database`), so it carries no transaction,
+    lock or snapshot from one request to the next. So each server thread keeps one, as
+    Django's persistent connections do; a thread serves one request at a time, so no two
+    requests ever share it.
+
+    - A connection found dead (the database restarted) is invalidated by SQLAlchemy, the
+      request is replayed by pyramid_retry (hyperapi.models), and the replay finds the
+      connection invalidated and takes a new one; nothing else asks the pool to ping.
+    - SQLAlchemy bookkeeping left by a read (an autobegun transaction, which sent no BEGIN)
+      is rolled back when the thread's next read takes the connection.
+    - It goes back to the pool when its thread ends and at :meth:`Database.dispose`.
+    - Capacity: a thread holds its read connection and, while it serves a write, the
+      write's: the pool must allow twice the threads of a process (production.ini's
+      ``pool_size`` plus ``max_overflow``).
+    """
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.local = threading.local()
+        #: Every thread's, for close_all.
+        self.all: weakref.WeakSet[_Kept] = weakref.WeakSet()
+        self.lock = threading.Lock()
+
+    def get(self) -> Connection:
+        """This thread's read connection, new if it has none or the one it had is unusable."""
+        kept = getattr(self.local, "kept", None)
+        if kept is not None:
+            connection = kept.connection
+            if not (connection.closed or connection.invalidated):
+                if connection.in_transaction():
+                    connection.rollback()
+                return connection
+            kept.close()
+        kept = self.local.kept = _Kept(self.engine.connect())
+        with self.lock:
+            self.all.add(kept)
+        return kept.connection
+
+    def close_all(self) -> None:
+        """Give every thread's connection back (each thread takes a new one next time)."""
+        with self.lock:
+            kept = list(self.all)
+        for each in kept:
+            each.close()
+
+
 class Database:
     """The engines and session factories of one application, kept on the registry."""
 
@@ -179,6 +251,7 @@ class Database:
             self.read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         else:
             self.read_engine = self.engine.execution_options(**{AUTOCOMMIT_READS: True})
+        self.reads = ReadConnections(self.read_engine)
 
     def session(self, transaction_manager, *, write: bool) -> Session:
         """A session joined to ``transaction_manager``'s transaction."""
@@ -196,6 +269,7 @@ class Database:
         return session
 
     def dispose(self) -> None:
+        self.reads.close_all()
         self.engine.dispose()
         if self.write_engine is not self.engine:
             self.write_engine.dispose()
@@ -206,30 +280,16 @@ def in_transaction(request) -> bool:
     return request.method not in SAFE_METHODS
 
 
-def _close_read(request) -> None:
-    # The answer is made by now: a connection lost since has rolled back by itself, and
-    # SQLAlchemy invalidates it (the pool never lends it again). Raising here, in a finished
-    # callback, would turn that good answer into the WSGI server's 500.
-    session = request.__dict__.get("dbsession")
-    if session is not None:
-        with contextlib.suppress(DBAPIError):
-            session.close()
-    with contextlib.suppress(DBAPIError):
-        request.__dict__["dbconnection"].close()  # rolls back whatever the read did
-
-
 def dbconnection(request) -> Connection:
     """The request's connection, for Core statements.
 
-    A read's own pooled connection, for reading (on PostgreSQL each statement commits by
-    itself, see Database), returned to the pool when the request finishes; a write's is its
-    session's, inside pyramid_tm's transaction.
+    A read's is its thread's read connection (each statement commits by itself, see
+    Database and ReadConnections); a write's is its session's, inside pyramid_tm's
+    transaction.
     """
     if request.method not in SAFE_METHODS:
         return request.dbsession.connection()
-    connection = request.registry.database.read_engine.connect()
-    request.add_finished_callback(_close_read)
-    return connection
+    return request.registry.database.reads.get()
 
 
 def dbsession(request) -> Session:

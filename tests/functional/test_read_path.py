@@ -47,11 +47,12 @@ def bearer(testapp, account) -> dict[str, str]:
     return {"Authorization": "Bearer " + token}
 
 
-def test_a_read_takes_one_connection_and_commits_nothing(app, testapp, alice):
+def test_a_read_takes_at_most_one_connection_and_commits_nothing(app, testapp, alice):
+    # None at all once its thread keeps one (test_read_connections).
     headers = bearer(testapp, alice)
     with engine_events(app, "checkout", "commit") as seen:
         testapp.get(f"/api/v1/users/{alice['id']}", headers=headers)
-    assert [name for name, _ in seen] == ["checkout"]
+    assert [name for name, _ in seen] in ([], ["checkout"])
 
 
 def test_a_write_still_commits(app, testapp, alice):
