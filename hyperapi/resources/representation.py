@@ -37,11 +37,22 @@ def media_type(request) -> str:
 
 
 def add_vary(response: Response, *names: str) -> None:
-    """Name ``names`` in ``Vary`` (RFC 9110 §12.5.5) unless it already does, in order."""
-    vary = list(response.vary or ())
-    missing = [name for name in names if name not in vary]
-    if missing:
-        response.vary = [*vary, *missing]
+    """Name ``names`` in ``Vary`` (RFC 9110 §12.5.5) unless it already does, in order.
+
+    Field names are compared without regard to case, and ``Vary: *`` already names
+    everything. The header list is edited in place: WebOb's ``response.vary`` parses the
+    field and writes it back through a search of the list, on every response.
+    """
+    headerlist = response.headerlist
+    for index, (field, value) in enumerate(headerlist):
+        if field.lower() == "vary":
+            named = {name.strip().lower() for name in value.split(",")}
+            missing = [name for name in names if name.lower() not in named]
+            if missing and "*" not in named:
+                value = value.strip()
+                headerlist[index] = (field, ", ".join([value, *missing] if value else missing))
+            return
+    headerlist.append(("Vary", ", ".join(names)))
 
 
 def dumps(data: Any) -> bytes:
