@@ -110,12 +110,14 @@ def conditional_tween_factory(handler, registry):
         if read:
             response = conditional_response(request, response)
         if "Cache-Control" not in response.headers:
+            # Appended: it is not there (setting it would search the list again).
             if response.status_code >= 400:
-                response.headers["Cache-Control"] = "no-store"
+                policy = "no-store"
             elif shared:
-                response.headers["Cache-Control"] = public
+                policy = public
             else:
-                response.headers["Cache-Control"] = "private, no-cache"
+                policy = "private, no-cache"
+            response.headerlist.append(("Cache-Control", policy))
         add_vary(response, "Accept")
         return response
 

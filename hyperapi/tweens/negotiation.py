@@ -63,6 +63,31 @@ def render(request, problem: Problem, template) -> None:
         problem.headers["Content-Security-Policy"] = ERROR_PAGE_CSP
 
 
+#: The fields every response gets from here, in place of any set before.
+STAMPED = frozenset((REQUEST_ID_HEADER.lower(), "x-content-type-options"))
+
+
+def stamp(response, request_id: str) -> None:
+    """Set the fields of every response, with one look at its header list.
+
+    ``X-Request-ID``; ``X-Content-Type-Options: nosniff``, as browsers must not guess a type
+    other than the one sent (an error echoing input could otherwise be sniffed into HTML);
+    and an HTML page's default Content-Security-Policy.
+    """
+    headerlist = response.headerlist
+    present = {field.lower() for field, _ in headerlist}
+    if not present.isdisjoint(STAMPED):
+        headerlist[:] = [(f, v) for f, v in headerlist if f.lower() not in STAMPED]
+    headerlist.append((REQUEST_ID_HEADER, request_id))
+    headerlist.append(("X-Content-Type-Options", "nosniff"))
+    if (
+        "content-type" in present
+        and "content-security-policy" not in present
+        and response.content_type == HTML
+    ):
+        headerlist.append(("Content-Security-Policy", PAGE_CSP))
+
+
 def negotiation_tween_factory(handler, registry):
     templates = Environment(
         loader=PackageLoader("hyperapi", "templates"), autoescape=True, auto_reload=False
@@ -82,12 +107,7 @@ def negotiation_tween_factory(handler, registry):
             if problem is not None:
                 render(request, problem, template)
                 response = problem
-        response.headers[REQUEST_ID_HEADER] = request.request_id
-        # Browsers must not guess a type other than the one sent (an error echoing input
-        # could otherwise be sniffed into HTML).
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        if response.content_type == HTML:
-            response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
+        stamp(response, request.request_id)
         return response
 
     return negotiation_tween
