@@ -74,6 +74,9 @@ class IRevocations(Interface):
     def revoke(request, token_id, expires_at):
         """Remember that ``token_id`` is revoked until ``expires_at`` (an aware datetime).
 
+        ``expires_at`` is when the token stops being accepted (``TokenClaims.
+        accepted_until``, a second after the expiry a client is told of).
+
         Idempotent; a token already expired need not be remembered at all.
         """
 

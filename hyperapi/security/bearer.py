@@ -57,7 +57,7 @@ class BearerScheme:
             is_admin=user.is_admin,
             scheme=self.name,
             token_id=claims.token_id,
-            token_expires=claims.expires_at,
+            token_accepted_until=claims.accepted_until,
         )
 
     def challenge(self, request) -> str:

@@ -21,9 +21,10 @@ class Identity:
     is_admin: bool
     #: The name of the scheme that verified the credentials.
     scheme: str
-    #: Bearer tokens only: the token's id and expiry (for revocation).
+    #: Bearer tokens only: the token's id, and until when it is accepted (how long its
+    #: revocation must be remembered).
     token_id: str | None = None
-    token_expires: dt.datetime | None = None
+    token_accepted_until: dt.datetime | None = None
 
     @property
     def principals(self) -> list[str]:

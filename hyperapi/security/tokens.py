@@ -40,6 +40,10 @@ RETRY_AFTER = 5
 log = logging.getLogger(__name__)
 
 
+#: How long after ``expires_at`` a token still verifies (see TokenClaims.accepted_until).
+LAST_SECOND = dt.timedelta(seconds=1)
+
+
 @dataclass(frozen=True)
 class TokenClaims:
     user_id: int
@@ -47,6 +51,17 @@ class TokenClaims:
     generation: int
     issued_at: dt.datetime
     expires_at: dt.datetime
+
+    @property
+    def accepted_until(self) -> dt.datetime:
+        """The first instant at which the token no longer verifies.
+
+        itsdangerous counts a token's age in whole seconds and accepts an age equal to its
+        lifetime, so a token expiring at 12:00:00 is still accepted at 12:00:00.999. A
+        revocation is remembered until this instant, not ``expires_at``: otherwise a revoked
+        token would work again during its last second.
+        """
+        return self.expires_at + LAST_SECOND
 
 
 class TokenService:

@@ -65,7 +65,7 @@ def revoke(request):
         raise unauthenticated(
             request, "DELETE revokes the Bearer token it is sent with.", **NO_STORE
         )
-    request.registry.revocations.revoke(request, identity.token_id, identity.token_expires)
+    request.registry.revocations.revoke(request, identity.token_id, identity.token_accepted_until)
     log.info("token revoked: user=%s", identity.id)
     return no_content(request, headers=NO_STORE)
 

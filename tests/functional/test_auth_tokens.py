@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import time
 
 import pytest
@@ -135,6 +136,28 @@ def test_an_expired_token_is_401_with_the_reason(testapp, alice, monkeypatch):
     assert response.headers["WWW-Authenticate"].startswith(
         'Bearer realm="hyperapi", error="invalid_token", error_description="the token has expired"'
     )
+
+
+@pytest.mark.parametrize("store", ["database", "memory"])
+def test_a_revoked_token_stays_refused_in_the_last_second_it_would_verify(
+    app_factory, alice, monkeypatch, store
+):
+    # Expiring at T, a token still verifies until T + 1 s (itsdangerous counts whole
+    # seconds): its revocation must hold that long. (Redis keeps it at least as long: its
+    # key's TTL is rounded up to whole seconds; test_auth_revocations checks the TTL.)
+    client = TestApp(app_factory(**{"hyperapi.auth.revocations": store}), extra_environ=HOST)
+    issued_at = int(time.time())
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: issued_at)
+    token = issue(client, alice)
+    client.delete("/api/v1/tokens", headers=bearer(token), status=204)
+    last_moment = dt.datetime.fromtimestamp(issued_at + 3600.9, dt.UTC)
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: issued_at + 3600)
+    for module in ("hyperapi.security.bearer", "hyperapi.security.tokens"):
+        monkeypatch.setattr(f"{module}.utcnow", lambda: last_moment)
+    if store == "memory":
+        client.app.registry.revocations.clock = lambda: last_moment
+    response = client.get("/api/v1/users", headers=bearer(token), status=401)
+    assert response.json["detail"] == "Authentication failed: the token has been revoked."
 
 
 def test_the_token_lifetime_comes_from_settings(app_factory, testapp, alice):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import string
 import time
 
@@ -45,6 +46,25 @@ def test_a_token_is_valid_up_to_its_lifetime_and_expired_one_second_later(monkey
     assert service.verify(token).user_id == 1
     at(monkeypatch, now + 61)
     assert reason(service, token) == "the token has expired"
+
+
+def test_a_token_is_accepted_until_one_second_after_its_expiry(monkeypatch):
+    # How long a revocation must be remembered (TokenClaims.accepted_until).
+    service = TokenService([NEW], 60)
+    now = int(time.time())
+    at(monkeypatch, now)
+    token = service.issue(1, 0)
+    claims = service.verify(token)
+    assert claims.accepted_until - claims.expires_at == dt.timedelta(seconds=1)
+    until = int(claims.accepted_until.timestamp())
+    at(monkeypatch, until - 1)  # its last second: remembered, and verified anew
+    assert service.verify(token).user_id == TokenService([NEW], 60).verify(token).user_id == 1
+    at(monkeypatch, until)
+    assert (
+        reason(service, token)
+        == reason(TokenService([NEW], 60), token)
+        == ("the token has expired")
+    )
 
 
 def test_the_newest_secret_signs_and_every_listed_secret_verifies():
