@@ -36,6 +36,12 @@ ROUTES = (
     ("health.version", "/__version__"),
 )
 
+#: The operations endpoints (API.md, Operations), by route name. Load balancers and
+#: orchestrators call them with whatever headers they were configured with, so they answer
+#: regardless of credentials (hyperapi.security) and are, by default, not rate limited
+#: (``hyperapi.ratelimit.exempt_routes``).
+OPERATIONS = ("health.heartbeat", "health.lbheartbeat", "health.version")
+
 
 def includeme(config) -> None:
     # Routes whose resource has an owner get a context that knows it (security.acl).

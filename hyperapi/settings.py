@@ -16,6 +16,8 @@ from typing import Any
 
 from pyramid.settings import asbool, aslist
 
+from .routes import OPERATIONS
+
 
 class ConfigurationError(ValueError):
     """A setting is missing or unusable; the application refuses to start."""
@@ -93,11 +95,8 @@ DEFAULTS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "hyperapi.ratelimit.routes": ("POST tokens = 10/minute\nPOST users.collection = 20/hour", str),
     # Failed password checks per client address, enforced before any password is hashed.
     "hyperapi.ratelimit.authentication_failures": ("10/minute", str),
-    # Route names neither counted nor annotated with RateLimit fields.
-    "hyperapi.ratelimit.exempt_routes": (
-        "health.heartbeat health.lbheartbeat health.version",
-        as_list,
-    ),
+    # Route names neither counted nor annotated with RateLimit fields: by default, the probes.
+    "hyperapi.ratelimit.exempt_routes": (" ".join(OPERATIONS), as_list),
     # Where counters live: memory:// (this process only) or redis://host:6379/0 (shared).
     "hyperapi.ratelimit.storage_url": ("memory://", str),
     # fixed-window, sliding-window-counter or moving-window (see hyperapi.ratelimit.limiter).
