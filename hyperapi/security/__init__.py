@@ -5,17 +5,26 @@ names ``bearer`` and ``basic``, or the dotted path of a class providing
 ``hyperapi.interfaces.IAuthenticationScheme``). Missing or bad credentials get 401 with one
 ``WWW-Authenticate`` challenge per enabled scheme; an identified user lacking a permission
 gets 403, which names neither the view nor the permission.
+
+Credentials that were presented and did not verify get that 401 on every route, those that
+need no credentials included, as Django REST framework and GitHub's API answer them: the
+policy permits such a request nothing, and views that need no permission, which Pyramid
+never asks the policy about, refuse it in :func:`refusing_failed_credentials`. The
+operations endpoints answer whatever credentials come with a probe.
 """
 
 from __future__ import annotations
 
 from pyramid.httpexceptions import HTTPForbidden
+from pyramid.interfaces import IDefaultPermission
+from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.settings import aslist
 from zope.interface.exceptions import Invalid
 from zope.interface.verify import verifyObject
 
 from ..errors import Problem
 from ..interfaces import IAuthenticationScheme, IRevocations
+from ..routes import OPERATIONS
 from ..settings import ConfigurationError
 from .acl import Root
 from .basic import BasicScheme
@@ -57,6 +66,43 @@ def forbidden_view(exc, request) -> Problem:
         return unauthenticated(request)
     # Pyramid's own message names the view and permission: it is not repeated here.
     return Problem("forbidden", "You are not allowed to do this to this resource.")
+
+
+#: Routes whose views answer failed credentials their own way, recognised by route name as
+#: each view is registered, so that nothing is matched per request: the operations endpoints
+#: ignore credentials (a load balancer's probe is answered whatever headers it was configured
+#: to send), and the token endpoint refuses them itself, with its never-stored 401.
+OWN_ANSWER = frozenset((*OPERATIONS, "tokens"))
+
+
+def refusing_failed_credentials(view, info):
+    """A view deriver: a view that needs no permission refuses credentials that fail (401).
+
+    Pyramid asks the security policy only about views that need a permission, and the policy
+    permits nothing to a request whose credentials failed. Any other view (the entry
+    document, the OpenAPI document and its page, problem types, static assets, Cornice's
+    405/406/415) would answer that request as anonymous: it gets the 401 here, before
+    anything else the view would say. Only a request that carries credentials, in a header
+    some scheme reads, is authenticated for it; one that carries none is answered as before,
+    with ``Vary`` naming those headers, since credentials that fail would change the answer.
+    Views that need a permission, exception views and :data:`OWN_ANSWER` are left as they
+    are: this costs them nothing.
+    """
+    if info.exception_only or info.options.get("route_name") in OWN_ANSWER:
+        return view
+    permission = info.options.get("permission") or info.registry.queryUtility(IDefaultPermission)
+    if permission not in (None, NO_PERMISSION_REQUIRED):
+        return view
+    policy = info.registry.security_policy
+
+    def refusing_failed_credentials_view(context, request):
+        if not policy.carries_credentials(request):
+            request.add_response_callback(policy.add_vary)
+        elif request.identity is None and FAILURE in request.environ:
+            raise unauthenticated(request)
+        return view(context, request)
+
+    return refusing_failed_credentials_view
 
 
 def load(config, builtins: dict, name: str, setting: str):
@@ -130,3 +176,4 @@ def includeme(config) -> None:
     # Everything needs an authenticated user unless its view says otherwise.
     config.set_default_permission("view")
     config.add_exception_view(forbidden_view, context=HTTPForbidden)
+    config.add_view_deriver(refusing_failed_credentials)

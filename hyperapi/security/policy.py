@@ -8,6 +8,9 @@ Every scheme is asked, whatever headers the request carries: a scheme decides fo
 what its credentials look like (``Authorization: Bearer``, ``Authorization: Basic``, an
 ``X-API-Key`` header...). A scheme that finds credentials of its kind that do not verify
 ends the search: the request is then unauthenticated, and the reason is kept for the 401.
+Such a request is permitted nothing, not even what anyone may do without credentials: the
+client learns that its credentials are bad (hyperapi.security) instead of being served as
+anonymous.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import logging
 
 from pyramid.authorization import ACLHelper, Everyone
 from pyramid.request import RequestLocalCache
+from pyramid.security import Denied
 
 from ..resources.representation import add_vary
 from .identity import AuthenticationFailed, Identity
@@ -36,11 +40,17 @@ class MultiSecurityPolicy:
         # caches must key on them.
         self.vary = list(dict.fromkeys(h for s in self.schemes for h in s.vary))
 
-    def _add_vary(self, request, response) -> None:
+    def add_vary(self, request, response) -> None:
+        """A response callback: name the headers every scheme reads in ``Vary``."""
         add_vary(response, *self.vary)
 
+    def carries_credentials(self, request) -> bool:
+        """Whether the request has a header some scheme reads its credentials from."""
+        headers = request.headers
+        return any(name in headers for name in self.vary)
+
     def _identify(self, request) -> Identity | None:
-        request.add_response_callback(self._add_vary)
+        request.add_response_callback(self.add_vary)
         for scheme in self.schemes:
             try:
                 identity = scheme.identify(request)
@@ -67,7 +77,14 @@ class MultiSecurityPolicy:
 
     def permits(self, request, context, permission):
         identity = self.identity(request)
-        principals = identity.principals if identity is not None else [Everyone]
+        if identity is not None:
+            principals = identity.principals
+        elif FAILURE in request.environ:
+            # Credentials that fail are refused even where none are needed: the Denied
+            # becomes forbidden_view's 401, which says why they failed.
+            return Denied("The credentials presented did not verify.")
+        else:
+            principals = [Everyone]
         return self.acl.permits(context, principals, permission)
 
     def remember(self, request, userid, **kw):
