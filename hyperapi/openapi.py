@@ -21,6 +21,7 @@ from pyramid.security import NO_PERMISSION_REQUIRED
 
 from .errors import KINDS, OUTCOMES, PROBLEM_JSON
 from .resources.views import MAX_ID
+from .routes import OPERATIONS
 from .schemas import types
 from .security.acl import BASE_ACL
 
@@ -487,6 +488,10 @@ def operation(
         op["security"] = [{"basic": []}] if method == "POST" else [{"bearer": []}]
     else:
         op["security"] = []
+        if route not in OPERATIONS:
+            # Credentials that are presented and fail get 401 here too (hyperapi.security);
+            # the operations endpoints answer whatever a probe sends.
+            responses["401"] = _ref("unauthenticated")
     responses["405"] = _ref("method-not-allowed")
     responses["406"] = _ref("not-acceptable")
     if limited:
