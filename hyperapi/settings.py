@@ -67,6 +67,8 @@ DEFAULTS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "hyperapi.auth.revocations": ("database", str),
     # Redis revocations unreachable: accept bearer tokens unchecked (true) or answer 503.
     "hyperapi.auth.revocations_fail_open": ("false", asbool),
+    # Prefix of the revoked tokens' keys in Redis, to share one Redis between deployments.
+    "hyperapi.auth.revocations_key_prefix": ("hyperapi:revoked:", str),
     "hyperapi.auth.realm": ("hyperapi", str),
     "hyperapi.auth.verification_cache_ttl": ("60", as_int),
     # argon2id cost; lower only in tests.

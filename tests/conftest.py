@@ -139,6 +139,7 @@ def redis_settings(url: str) -> dict[str, str]:
     return {
         "hyperapi.redis.url": url,
         "hyperapi.auth.revocations": "redis",
+        "hyperapi.auth.revocations_key_prefix": f"{REDIS_PREFIX}:revoked:",
         "hyperapi.ratelimit.storage_url": url,
         "hyperapi.ratelimit.key_prefix": REDIS_PREFIX,
         "hyperapi.response_cache.backend": "redis",

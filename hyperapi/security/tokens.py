@@ -200,8 +200,6 @@ class RedisRevocations:
     must not be told that its token is dead while it still works.
     """
 
-    prefix = "hyperapi:revoked:"
-
     def __init__(self, registry):
         import redis
 
@@ -209,6 +207,7 @@ class RedisRevocations:
         if not url:
             raise ConfigurationError("hyperapi.auth.revocations = redis needs hyperapi.redis.url")
         self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.prefix = registry.settings["hyperapi.auth.revocations_key_prefix"]
         self.errors = (redis.RedisError,)
         self.fail_open = registry.settings.get("hyperapi.auth.revocations_fail_open", False)
         # An outage fails every bearer request: one warning a minute says so.

@@ -21,6 +21,7 @@ from hyperapi.models import RevokedToken
 from hyperapi.models.meta import utcnow
 from hyperapi.security.tokens import DatabaseRevocations, MemoryRevocations, RedisRevocations
 from hyperapi.settings import ConfigurationError
+from tests.conftest import REDIS_PREFIX
 
 STORES = ["memory", "database", "redis"]
 
@@ -40,7 +41,13 @@ class Harness:
             return self.shared_memory  # one process: the same object
         if self.kind == "database":
             return DatabaseRevocations(self.app.registry)
-        registry = SimpleNamespace(settings={"hyperapi.redis.url": self.redis_url})
+        # This test session's keys only: closing deletes them (REDIS_PREFIX, conftest).
+        registry = SimpleNamespace(
+            settings={
+                "hyperapi.redis.url": self.redis_url,
+                "hyperapi.auth.revocations_key_prefix": f"{REDIS_PREFIX}:revoked:",
+            }
+        )
         store = RedisRevocations(registry)
         self.redis_stores.append(store)
         return store
