@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from hyperapi.errors import PROBLEM_JSON, Problem
 from hyperapi.security.tokens import RedisRevocations
-from tests.conftest import basic, empty_database
+from tests.conftest import REDIS_PREFIX, basic, empty_database
 from tests.faults import (
     RETRY_AFTER,
     ROLLBACK,
@@ -448,11 +448,13 @@ def test_redis_outage_keeps_the_api_serving_as_configured(redis_server, redis_pr
 
 def test_redis_revocations_can_be_set_to_fail_open(redis_proxy):
     url = f"redis://127.0.0.1:{redis_proxy.port}/15"
-    closed = RedisRevocations(SimpleNamespace(settings={"hyperapi.redis.url": url}))
+    settings = {
+        "hyperapi.redis.url": url,
+        "hyperapi.auth.revocations_key_prefix": f"{REDIS_PREFIX}:revoked:",
+    }
+    closed = RedisRevocations(SimpleNamespace(settings=settings))
     opened = RedisRevocations(
-        SimpleNamespace(
-            settings={"hyperapi.redis.url": url, "hyperapi.auth.revocations_fail_open": True}
-        )
+        SimpleNamespace(settings={**settings, "hyperapi.auth.revocations_fail_open": True})
     )
     redis_proxy.down()
     try:
