@@ -61,19 +61,11 @@ HEADERS = {
     "Allow": {"description": "The methods the resource supports.", "schema": {"type": "string"}},
 }
 
-#: Routes whose views never touch the database (nor can its outage give them a 503); every
-#: other operation may get the database's 503. The heartbeat declares its own 503.
-WITHOUT_DATABASE = frozenset(
-    (
-        "api.root",
-        "api.problem",
-        "api.openapi",
-        "api.docs",
-        "health.heartbeat",
-        "health.lbheartbeat",
-        "health.version",
-    )
-)
+#: Routes that never touch the database (nor can its outage give them a 503): the probes,
+#: which answer whatever the request carries. Every other operation may get the database's
+#: 503, the public documents included: credentials sent to them are checked, in the
+#: database, so that bad ones get 401 (hyperapi.security). The heartbeat declares its own.
+WITHOUT_DATABASE = frozenset(OPERATIONS)
 
 PRECONDITION_HEADERS = {
     "If-Match": "Only if the current ETag matches one of these (strong comparison); `*` for "

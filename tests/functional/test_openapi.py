@@ -281,3 +281,21 @@ def test_conflicts_required_preconditions_and_quotas_answer_as_documented(
     beat = strict.get("/__heartbeat__")  # exempt: no quota, no RateLimit fields
     check("GET", "/__heartbeat__", beat, expect=200)
     assert "RateLimit" not in beat.headers
+
+
+def test_a_public_document_sent_credentials_answers_the_database_s_503(
+    app, testapp, alice, conformance, monkeypatch
+):
+    # Credentials sent to /api/v1/ are checked (bad ones get 401), so the database's outage
+    # reaches it; without credentials it needs no database and still answers.
+    token = testapp.post("/api/v1/tokens", headers=alice["auth"]).json["token"]
+
+    def unreachable():
+        raise OperationalError("SELECT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(app.registry.database.reads, "get", unreachable)
+    for headers in ({"Authorization": "Bearer " + token}, alice["auth"]):
+        refused = testapp.get("/api/v1/", headers=headers, status=503)
+        assert refused.json["type"].endswith("/service-unavailable")
+        conformance.check("GET", "/api/v1/", refused, expect=503)
+    assert testapp.get("/api/v1/").status_int == 200
