@@ -14,6 +14,21 @@ budget. ``hyperapi.ratelimit.strategy`` picks the ``limits`` strategy:
 - ``moving-window``: exact over any ``w``-second span, but stores one timestamp per request
   (``q`` entries per client).
 
+A fixed-window hit costs one storage call (one Redis round trip) for nearly every request.
+The count comes from the increment; the reset, which the ``RateLimit`` field needs too, would
+cost a second call (a TTL). But a fixed window's counter gets its expiry only from the
+increment that creates it (the library's ``incr_expire.lua``), so its reset never moves, and
+the limiter remembers it for the last ``remembered_windows`` counters hit. It knows the reset
+without asking when its own increment created the counter (the count is 1), and asks once
+when another process did or it had forgotten the counter, when the remembered reset is less
+than a second away (a TTL is in whole seconds), and when the count is no higher than the last
+it saw (the counter was deleted and created anew). What it remembers only shapes the advisory
+``t``: counting and refusing are the storage's alone. One case goes unseen: a counter deleted
+before its time (by an operator, or evicted by Redis) and created anew by another process that
+counts past this process's last count before this process's next hit. Until the old window's
+reset this process announces that earlier reset: a ``t`` too small by at most what the old
+window had left, and never below 1 second.
+
 When the storage cannot be reached the limiter *fails open* (the request is served,
 unlimited, without a ``RateLimit`` field) or, with ``hyperapi.ratelimit.fail_open = false``,
 closed (503). Either way it logs a warning at most once a minute, and leaves the storage alone
@@ -28,8 +43,10 @@ import math
 import threading
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import limits
+from limits import RateLimitItem
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import STRATEGIES
@@ -41,6 +58,9 @@ log = logging.getLogger(__name__)
 
 #: How often the "storage unavailable" warning may be logged.
 WARNING_LIMIT = limits.parse("1/minute")
+#: How far a reset learned from the storage may be off: Redis gives TTLs in whole seconds,
+#: rounded to the nearest one, so a reset is remembered as trustworthy until 1 s before it.
+TTL_PRECISION = 1.0
 
 
 class LazyMemoryStorage(MemoryStorage):
@@ -73,6 +93,46 @@ class LazyMemoryStorage(MemoryStorage):
             self._MemoryStorage__expire_events()
         finally:
             self.sweeping.release()
+
+
+class Window(NamedTuple):
+    """What this process knows of one fixed window, in ``time.monotonic()`` seconds."""
+
+    resets: float
+    #: Until when ``resets`` can be used without asking the storage.
+    trusted_until: float
+    #: The last count this process saw in the window.
+    count: int
+
+
+class Windows:
+    """The fixed windows this process has seen lately, by counter key: at most ``capacity``.
+
+    The least recently hit are forgotten first, at no cost but a storage call the next time.
+    Every change holds a lock, so that request threads never see the dict change as it is
+    trimmed; a read is one ``dict.get``. Two threads hitting one counter at once may store
+    their counts out of order, which costs at most one more call.
+    """
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.known: dict[str, Window] = {}
+        self.lock = threading.Lock()
+
+    def get(self, counter: str) -> Window | None:
+        return self.known.get(counter)
+
+    def remember(self, counter: str, window: Window) -> None:
+        with self.lock:
+            # Dicts keep insertion order: taken out and put back, the counter goes last.
+            self.known.pop(counter, None)
+            self.known[counter] = window
+            if len(self.known) > self.capacity:
+                del self.known[next(iter(self.known))]
+
+    def clear(self) -> None:
+        with self.lock:
+            self.known.clear()
 
 
 @dataclass(frozen=True)
@@ -133,6 +193,7 @@ class Limiter:
         timeout: float = 0.25,
         retry_interval: float = 1.0,
         clock=time.monotonic,
+        remembered_windows: int = 10_000,
     ):
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
@@ -152,6 +213,7 @@ class Limiter:
         self.strategy = STRATEGIES[strategy](self.storage)
         self.sliding = strategy == "sliding-window-counter"
         self.fixed = strategy == "fixed-window"
+        self.windows = Windows(remembered_windows)
         self.fail_open = fail_open
         self.retry_interval = retry_interval
         self.clock = clock
@@ -192,31 +254,60 @@ class Limiter:
         item = policy.limit
         try:
             if consume and self.fixed:
-                # FixedWindowRateLimiter.hit and get_window_stats, from the count that the
-                # hit's increment returns: two storage calls (Redis round trips) instead of
-                # three, since the strategy's hit returns only a yes or no.
-                counter = item.key_for(policy.name, key)
-                count = self.storage.incr(counter, item.get_expiry())
+                count, reset_in = self._fixed_window_hit(item, policy.name, key)
                 allowed = count <= item.amount
                 remaining = max(0, item.amount - count)
-                reset_at = self.storage.get_expiry(counter)
             else:
                 allowed = self.strategy.hit(item, policy.name, key) if consume else True
                 reset_at, remaining = self.strategy.get_window_stats(item, policy.name, key)
+                reset_in = reset_at - time.time()
         except StorageError as exc:
             return self._unavailable(policy, exc.storage_error)
-        reset_after = max(0, math.ceil(reset_at - time.time()))
+        reset_after = max(0, math.ceil(reset_in))
         if reset_after == 0 and remaining < item.amount:
             # The quota has not reset, so "0 seconds" cannot be right: Redis gives TTLs in
-            # whole seconds rounded down, and the library's sliding-window-counter estimate
-            # (a remainder modulo the window) wraps to 0 when a whole window is left.
+            # whole seconds rounded to the nearest, and the library's sliding-window-counter
+            # estimate (a remainder modulo the window) wraps to 0 when a whole window is left.
             reset_after = policy.window if self.sliding else 1
         if not consume:
             allowed = remaining > 0
         return Outcome(policy, allowed=allowed, remaining=remaining, reset_after=reset_after)
 
+    def _fixed_window_hit(self, item: RateLimitItem, *identifiers: str) -> tuple[int, float]:
+        """FixedWindowRateLimiter.hit and get_window_stats, nearly always in one storage call.
+
+        Returns the count after this hit and the seconds until its window resets. The count
+        is the increment's answer (the strategy's hit returns only a yes or no); the reset is
+        remembered, as the module docstring explains, or else asked of the storage.
+        """
+        counter = item.key_for(*identifiers)
+        expiry = item.get_expiry()
+        sent = time.monotonic()
+        count = self.storage.incr(counter, expiry)
+        now = time.monotonic()
+        if count == 1:
+            # This increment created the counter, and the storage gave it its expiry in the
+            # same step (incr_expire.lua), after ``sent``: it resets no earlier than this.
+            resets = sent + expiry
+            self.windows.remember(counter, Window(resets, resets, count))
+            return count, resets - now
+        known = self.windows.get(counter)
+        if known is not None and now < known.trusted_until and count > known.count:
+            self.windows.remember(counter, Window(known.resets, known.trusted_until, count))
+            return count, known.resets - now
+        # get_expiry is an instant on the wall clock (time.time() plus the TTL): kept as the
+        # time left, so that a step of the wall clock cannot stretch a remembered window.
+        reset_in = self.storage.get_expiry(counter) - time.time()
+        now = time.monotonic()
+        self.windows.remember(
+            counter, Window(now + reset_in, now + reset_in - TTL_PRECISION, count)
+        )
+        return count, reset_in
+
     def _unavailable(self, policy: Policy, error: Exception) -> Outcome:
         self.unavailable_until = self.clock() + self.retry_interval
+        # The storage may come back empty, or be another server: trust nothing remembered.
+        self.windows.clear()
         if self.warnings.hit(WARNING_LIMIT, "storage-unavailable"):
             log.warning(
                 "rate limit storage unavailable (%s: %s); failing %s",

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
+import redis
+from limits.errors import StorageError
 from limits.storage import memory
 
 from hyperapi.ratelimit import Limiter, Outcome, Policies
@@ -142,15 +146,162 @@ def test_memory_storage_still_forgets_expired_clients():
     assert storage.events.get("gone-too") == []  # the library keeps the emptied list
 
 
-def test_a_fixed_window_hit_on_redis_is_two_round_trips(redis_url):
-    limiter = Limiter(redis_url, key_prefix=f"test-{uuid.uuid4().hex}")
+@pytest.fixture
+def on_redis(redis_url) -> Iterator:
+    """``on_redis()``: a fixed-window limiter on Redis; all of a test's share one key prefix.
+
+    Each has a ``sent`` list: the Redis commands it sends from then on, one per round trip.
+    """
+    prefix = f"test-{uuid.uuid4().hex}"
+    limiters = []
+
+    def make() -> Limiter:
+        limiter = Limiter(redis_url, key_prefix=prefix)
+        # Redis loads the Lua script on its first use: not a round trip of the hit path.
+        limiter.hit(parse_limit("1/minute", name="warm-up"), "k")
+        client = limiter.storage.get_connection()
+        limiter.sent = []
+        original = client.execute_command
+        client.execute_command = lambda *a, **k: limiter.sent.append(a[0]) or original(*a, **k)
+        limiters.append(limiter)
+        return limiter
+
+    yield make
+    if limiters:
+        limiters[0].storage.reset()
+
+
+def delete_behind_the_back(redis_url: str, limiter: Limiter) -> None:
+    """Delete every counter of ``limiter``'s prefix, as an operator or a test run would."""
+    client = redis.Redis.from_url(redis_url)
+    client.delete(*client.scan_iter(match=limiter.storage.key_prefix + ":*"))
+    client.close()
+
+
+def sleep_until(instant: float) -> None:
+    time.sleep(max(0.0, instant - time.monotonic()))
+
+
+def test_a_fixed_window_hit_on_redis_is_one_round_trip(on_redis):
+    limiter = on_redis()
     policy = parse_limit("3/minute", name="default")
-    client = limiter.storage.get_connection()
-    commands = []
-    original = client.execute_command
-    client.execute_command = lambda *a, **k: commands.append(a[0]) or original(*a, **k)
     outcomes = [limiter.hit(policy, "k") for _ in range(4)]
-    assert len(commands) == 2 * 4, commands
+    assert limiter.sent == ["EVALSHA"] * 4
     assert [o.remaining for o in outcomes] == [2, 1, 0, 0]
     assert [o.allowed for o in outcomes] == [True, True, True, False]
-    assert all(0 < o.reset_after <= 60 for o in outcomes)
+    assert all(59 <= o.reset_after <= 60 for o in outcomes)
+
+
+def test_a_second_limiter_on_the_same_redis_asks_the_reset_once_per_window(on_redis):
+    first, second = on_redis(), on_redis()
+    policy = parse_limit("3/minute", name="default")
+    assert first.hit(policy, "k").remaining == 2
+    outcomes = [second.hit(policy, "k") for _ in range(3)]
+    assert second.sent == ["EVALSHA", "TTL", "EVALSHA", "EVALSHA"]
+    assert [o.remaining for o in outcomes] == [1, 0, 0]
+    assert [o.allowed for o in outcomes] == [True, True, False]
+    assert all(59 <= o.reset_after <= 60 for o in outcomes)
+    # The first limiter saw the window begin, and still needs no second call.
+    refused = first.hit(policy, "k")
+    assert first.sent == ["EVALSHA", "EVALSHA"]
+    assert (refused.allowed, refused.remaining) == (False, 0)
+    assert 59 <= refused.reset_after <= 60
+
+
+def test_the_reset_stays_right_across_a_window_boundary_on_two_limiters(on_redis):
+    first, second = on_redis(), on_redis()
+    policy = parse_limit("3 per 2 seconds", name="default")
+    started = time.monotonic()
+    assert status(first.hit(policy, "k")) == (True, 2, 2)
+    assert status(second.hit(policy, "k")) == (True, 1, 2)
+    # Past the middle of the window: less than a second left, at the quota.
+    sleep_until(started + 1.2)
+    assert status(first.hit(policy, "k")) == (True, 0, 1)
+    assert status(second.hit(policy, "k")) == (False, 0, 1)
+    # The next window: each limiter learns its reset, without a call where it can.
+    sleep_until(started + 2.2)
+    assert status(second.hit(policy, "k")) == (True, 2, 2)
+    assert status(first.hit(policy, "k")) == (True, 1, 2)
+    assert first.sent == ["EVALSHA", "EVALSHA", "EVALSHA", "TTL"]
+    # The second's reset was learned from a TTL (whole seconds): in its last second, it asks.
+    assert second.sent == ["EVALSHA", "TTL", "EVALSHA", "TTL", "EVALSHA"]
+
+
+def status(outcome: Outcome) -> tuple[bool, int | None, int | None]:
+    return outcome.allowed, outcome.remaining, outcome.reset_after
+
+
+def test_a_counter_deleted_behind_the_limiters_back_starts_a_fresh_window(on_redis, redis_url):
+    first, second = on_redis(), on_redis()
+    policy = parse_limit("5 per 10 seconds", name="default")
+    started = time.monotonic()
+    first.hit(policy, "k")
+    assert [second.hit(policy, "k").remaining for _ in range(2)] == [3, 2]
+    # A second later the old window has 9 seconds left, a new one 10.
+    sleep_until(started + 1.1)
+    delete_behind_the_back(redis_url, first)
+    # The limiter whose increment creates the counter again knows the new reset...
+    assert status(first.hit(policy, "k")) == (True, 4, 10)
+    assert first.sent == ["EVALSHA", "EVALSHA"]
+    # ...and one that counted further in the old window sees the count go back, and asks.
+    assert status(second.hit(policy, "k")) == (True, 3, 10)
+    assert second.sent == ["EVALSHA", "TTL", "EVALSHA", "EVALSHA", "TTL"]
+
+
+def test_a_memory_counter_cleared_behind_the_limiters_back_starts_a_fresh_window():
+    limiter = Limiter("memory://")
+    policy = parse_limit("3 per 10 seconds", name="default")
+    assert [limiter.hit(policy, "k").allowed for _ in range(4)] == [True] * 3 + [False]
+    limiter.storage.clear(policy.limit.key_for(policy.name, "k"))
+    assert status(limiter.hit(policy, "k")) == (True, 2, 10)
+
+
+def test_the_limiter_remembers_a_bounded_number_of_windows():
+    limiter = Limiter("memory://", remembered_windows=3)
+    policy = parse_limit("5/minute", name="default")
+    for n in range(10):
+        limiter.hit(policy, f"client-{n}")
+    assert list(limiter.windows.known) == [
+        policy.limit.key_for(policy.name, f"client-{n}") for n in (7, 8, 9)
+    ]
+    # A forgotten window is asked for again, and still right.
+    assert status(limiter.hit(policy, "client-0")) == (True, 3, 60)
+    assert len(limiter.windows.known) == 3
+
+
+def test_threads_hitting_many_counters_keep_the_limiter_consistent():
+    limiter = Limiter("memory://", remembered_windows=8)
+    policy = parse_limit("1000/minute", name="default")
+    outcomes: list[Outcome] = []
+    start = threading.Barrier(8)
+
+    def worker(n: int) -> None:
+        start.wait()
+        outcomes.extend(limiter.hit(policy, f"client-{(n + i) % 40}") for i in range(400))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(outcomes) == 8 * 400
+    assert all(o.allowed and 59 <= o.reset_after <= 60 for o in outcomes)
+    assert len(limiter.windows.known) <= 8
+    assert sum(1000 - limiter.peek(policy, f"client-{n}").remaining for n in range(40)) == 3200
+
+
+@pytest.mark.parametrize("fail_open", [True, False])
+def test_a_reset_the_storage_cannot_give_fails_as_configured(fail_open):
+    limiter = Limiter("memory://", fail_open=fail_open)
+    policy = parse_limit("5/minute", name="default")
+    limiter.hit(policy, "remembered")
+    # Another process created this counter, so the limiter must ask for its reset.
+    limiter.storage.incr(policy.limit.key_for(policy.name, "k"), policy.window)
+
+    def unavailable(key):
+        raise StorageError(ConnectionError("gone"))
+
+    limiter.storage.get_expiry = unavailable
+    outcome = limiter.hit(policy, "k")
+    assert (outcome.allowed, outcome.known) == (fail_open, False)
+    assert limiter.windows.known == {}
