@@ -275,6 +275,44 @@ def test_apps_sharing_redis_allow_exactly_the_limit_under_concurrent_load(
     assert Counter(results) == {200: 25, 429: 55}
 
 
+def redis_commands(app) -> list[str]:
+    """The commands ``app``'s limiter sends to Redis from now on, one per round trip."""
+    connection = app.registry.ratelimiter.storage.get_connection()
+    commands: list[str] = []
+    original = connection.execute_command
+    connection.execute_command = lambda *a, **k: commands.append(a[0]) or original(*a, **k)
+    return commands
+
+
+def test_apps_sharing_redis_refuse_at_the_quota_and_announce_the_reset_in_one_round_trip(
+    app_factory, redis_url, clean
+):
+    shared = {
+        "hyperapi.ratelimit.storage_url": redis_url,
+        "hyperapi.ratelimit.key_prefix": f"test-{uuid.uuid4().hex}",
+        "hyperapi.ratelimit.default": "3 per 2 seconds",
+    }
+    apps = [app_factory(**shared), app_factory(**shared)]
+    sent = [redis_commands(app) for app in apps]
+    first, second = client(apps[0]), client(apps[1])
+    started = time.monotonic()
+    assert status(first.get("/api/v1/"))["r"] == 2
+    assert status(second.get("/api/v1/"))["r"] == 1
+    assert status(first.get("/api/v1/"))["r"] == 0
+    refused = second.get("/api/v1/", status=429)
+    assert status(refused) == {"name": "default", "r": 0, "t": int(refused.headers["Retry-After"])}
+    assert 1 <= status(refused)["t"] <= 2
+    assert 1 <= int(first.get("/api/v1/", status=429).headers["Retry-After"]) <= 2
+    time.sleep(max(0.0, started + 2.2 - time.monotonic()))
+    assert status(second.get("/api/v1/")) == {"name": "default", "r": 2, "t": 2}
+    assert status(first.get("/api/v1/")) == {"name": "default", "r": 1, "t": 2}
+    for app in apps:
+        app.registry.database.dispose()
+    # One round trip a request, but where a process first meets a window another began.
+    assert sent[0] == ["EVALSHA", "EVALSHA", "EVALSHA", "EVALSHA", "TTL"]
+    assert sent[1] == ["EVALSHA", "TTL", "EVALSHA", "EVALSHA"]
+
+
 UNREACHABLE = {
     # Port 1 refuses connections at once: Redis is down, not slow.
     "hyperapi.ratelimit.storage_url": "redis://127.0.0.1:1/0",
