@@ -53,6 +53,15 @@ BENCH_USER, OTHER_USER, DEMO_PASSWORD = "user1", 2, "demo-password"
 
 # -- what is compared -------------------------------------------------------------------
 
+#: The settings of every hyperapi server below.
+HYPERAPI = {
+    "hyperapi.environment": "production",
+    "hyperapi.debug": "false",
+    # The limiter runs and counts every request, as in production, but with a limit that no
+    # run reaches: a 429 is not what these scenarios measure.
+    "hyperapi.ratelimit.default": "1000000000/minute",
+}
+
 #: The servers, by name. ``app`` is the PasteDeploy ``use =`` line; ``database`` says
 #: whether it runs once per backend; ``settings`` go into its [app:main] section; an
 #: optional ``gunicorn`` list of options overrides the command line's (a worker class).
@@ -61,22 +70,14 @@ SERVERS: dict[str, dict] = {
         "title": "hyperapi (full stack)",
         "app": "egg:hyperapi",
         "database": True,
-        "settings": {
-            "hyperapi.environment": "production",
-            "hyperapi.debug": "false",
-            # The limiter runs and counts every request, as in production, but with a limit
-            # that no run reaches: a 429 is not what these scenarios measure.
-            "hyperapi.ratelimit.default": "1000000000/minute",
-        },
+        "settings": HYPERAPI,
     },
     "hyperapi-cached": {
         "title": "hyperapi with the response cache on the collections (memory, 60 s)",
         "app": "egg:hyperapi",
         "database": True,
         "settings": {
-            "hyperapi.environment": "production",
-            "hyperapi.debug": "false",
-            "hyperapi.ratelimit.default": "1000000000/minute",
+            **HYPERAPI,
             "hyperapi.response_cache.routes": "students.collection=60 users.collection=60",
         },
     },
@@ -85,9 +86,7 @@ SERVERS: dict[str, dict] = {
         "app": "egg:hyperapi",
         "database": True,
         "settings": {
-            "hyperapi.environment": "production",
-            "hyperapi.debug": "false",
-            "hyperapi.ratelimit.default": "1000000000/minute",
+            **HYPERAPI,
             "hyperapi.ratelimit.storage_url": f"redis://{LOCALHOST}:6379/13",
             # This run's counters only (they expire with their one-minute window).
             "hyperapi.ratelimit.key_prefix": f"hyperapi-bench-{secrets.token_hex(4)}",

@@ -244,15 +244,20 @@ def test_bad_rate_limit_settings_stop_the_start(app_factory, setting, value, mes
         app_factory(**{setting: value})
 
 
-def test_apps_sharing_redis_allow_exactly_the_limit_under_concurrent_load(
-    app_factory, redis_url, clean
-):
+def sharing_redis(app_factory, redis_url, limit: str) -> list:
+    """Two apps counting ``limit`` in one Redis, under keys of their own (two processes)."""
     shared = {
         "hyperapi.ratelimit.storage_url": redis_url,
         "hyperapi.ratelimit.key_prefix": f"test-{uuid.uuid4().hex}",
-        "hyperapi.ratelimit.default": "25/minute",
+        "hyperapi.ratelimit.default": limit,
     }
-    apps = [app_factory(**shared), app_factory(**shared)]
+    return [app_factory(**shared), app_factory(**shared)]
+
+
+def test_apps_sharing_redis_allow_exactly_the_limit_under_concurrent_load(
+    app_factory, redis_url, clean
+):
+    apps = sharing_redis(app_factory, redis_url, "25/minute")
     results: list[int] = []
     lock = threading.Lock()
     start = threading.Barrier(8)
@@ -287,12 +292,7 @@ def redis_commands(app) -> list[str]:
 def test_apps_sharing_redis_refuse_at_the_quota_and_announce_the_reset_in_one_round_trip(
     app_factory, redis_url, clean
 ):
-    shared = {
-        "hyperapi.ratelimit.storage_url": redis_url,
-        "hyperapi.ratelimit.key_prefix": f"test-{uuid.uuid4().hex}",
-        "hyperapi.ratelimit.default": "3 per 2 seconds",
-    }
-    apps = [app_factory(**shared), app_factory(**shared)]
+    apps = sharing_redis(app_factory, redis_url, "3 per 2 seconds")
     sent = [redis_commands(app) for app in apps]
     first, second = client(apps[0]), client(apps[1])
     started = time.monotonic()
