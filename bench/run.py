@@ -729,7 +729,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"round {round_number + 1}/{options.rounds} {target.scenario['name']:18} "
                     f"{target.server.label:20} {result.requests_per_second:8.0f} req/s "
                     f"p50 {result.p50_ms:7.2f} ms p99 {result.p99_ms:7.2f} ms "
-                    f"errors {result.errors}",
+                    f"errors {result.errors}"
+                    + "".join(f" {kind} {n}" for kind, n in result.error_kinds.items()),
                     flush=True,
                 )
         facts["load at end"] = load_average()
@@ -823,6 +824,15 @@ def summary(target: Target) -> dict[str, float]:
         "errors": sum(r.errors for r in results),
         "requests": sum(r.requests for r in results),
     }
+
+
+def error_kinds(target: Target) -> str:
+    """What the errors of ``target``'s runs were, e.g. " (non-2xx 1, read 2)"; "" if none."""
+    kinds: dict[str, int] = {}
+    for result in target.results:
+        for kind, n in result.error_kinds.items():
+            kinds[kind] = kinds.get(kind, 0) + n
+    return " (" + ", ".join(f"{kind} {n}" for kind, n in kinds.items()) + ")" if kinds else ""
 
 
 def find(targets: list[Target], scenario: str, server: str, backend: str | None):
@@ -960,7 +970,7 @@ def report(options, scenarios, targets, contexts, rss, facts) -> None:
                     " / ".join(f"{r.requests_per_second:.0f}" for r in target.results),
                     f"{s['p50']:.2f}",
                     f"{s['p99']:.2f}",
-                    f"{s['errors']} of {s['requests']}",
+                    f"{s['errors']} of {s['requests']}{error_kinds(target)}",
                     *ratios,
                     f"{max(peaks):.0f}" if peaks else "n/a",
                 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: wrk prints durations with these units (src/units.c).
 TO_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
@@ -19,6 +19,9 @@ class WrkResult:
     requests: int
     #: Responses whose status was not 2xx or 3xx, plus socket errors of any kind.
     errors: int
+    #: The same, by kind: "non-2xx" and wrk's socket error kinds (connect, read, write,
+    #: timeout), those that happened only.
+    error_kinds: dict[str, int] = field(default_factory=dict)
 
 
 def _ms(number: str, unit: str) -> float:
@@ -33,19 +36,23 @@ def parse(text: str) -> WrkResult:
     total = re.search(r"^\s+(\d+) requests in ", text, re.M)
     if not (rps and p50 and p99 and total):
         raise ValueError("not the output of wrk --latency:\n" + text)
-    errors = 0
+    kinds: dict[str, int] = {}
     non_2xx = re.search(r"^\s+Non-2xx or 3xx responses:\s+(\d+)", text, re.M)
     if non_2xx:
-        errors += int(non_2xx.group(1))
+        kinds["non-2xx"] = int(non_2xx.group(1))
     sockets = re.search(
         r"^\s+Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text, re.M
     )
     if sockets:
-        errors += sum(int(n) for n in sockets.groups())
+        kinds.update(
+            zip(("connect", "read", "write", "timeout"), map(int, sockets.groups()), strict=True)
+        )
+    kinds = {kind: n for kind, n in kinds.items() if n}
     return WrkResult(
         requests_per_second=float(rps.group(1)),
         p50_ms=_ms(*p50.groups()),
         p99_ms=_ms(*p99.groups()),
         requests=int(total.group(1)),
-        errors=errors,
+        errors=sum(kinds.values()),
+        error_kinds=kinds,
     )

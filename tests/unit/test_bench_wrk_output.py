@@ -43,7 +43,10 @@ def test_parse_reads_throughput_and_percentiles_in_milliseconds():
 
 
 def test_parse_counts_non_2xx_responses_and_socket_errors_as_errors():
-    assert wrk_output.parse(REPORT).errors == 7 + 2 + 1
+    result = wrk_output.parse(REPORT)
+    assert result.errors == 7 + 2 + 1
+    # By kind, so that a report says what its errors were; kinds that did not happen left out.
+    assert result.error_kinds == {"non-2xx": 7, "read": 2, "timeout": 1}
 
 
 def test_parse_finds_no_errors_when_wrk_reports_none():
@@ -51,6 +54,7 @@ def test_parse_finds_no_errors_when_wrk_reports_none():
         line for line in REPORT.splitlines() if "errors" not in line and "Non-2xx" not in line
     )
     assert wrk_output.parse(clean).errors == 0
+    assert wrk_output.parse(clean).error_kinds == {}
 
 
 def test_parse_rejects_output_without_a_latency_distribution():
