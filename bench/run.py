@@ -471,6 +471,9 @@ def app_settings(server: str, url: str | None) -> dict[str, str]:
     if SERVERS[server]["app"] == "egg:hyperapi":
         settings["hyperapi.secret"] = RUN_SECRET
         settings["hyperapi.auth.token_secrets"] = RUN_SECRET + "-tokens"
+        if url is not None and url.startswith("postgresql"):
+            # As production.ini: rows read from memory, kept in step by NOTIFY.
+            settings["hyperapi.row_cache.enabled"] = "true"
     return settings
 
 

@@ -89,6 +89,11 @@ DEFAULTS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "hyperapi.response_cache.max_entries": ("10000", as_int),
     # Prefix of the response cache's keys in Redis, to share one Redis between deployments.
     "hyperapi.response_cache.key_prefix": ("hyperapi:response:", str),
+    # PostgreSQL only: reads take rows from memory, kept in step by LISTEN/NOTIFY
+    # (hyperapi.models.changes); a change is seen everywhere within max_staleness seconds.
+    "hyperapi.row_cache.enabled": ("false", asbool),
+    "hyperapi.row_cache.max_staleness": ("1", float),
+    "hyperapi.row_cache.max_entries": ("10000", as_int),
     # Rate limits (see hyperapi.ratelimit): off only where something in front already limits.
     "hyperapi.ratelimit.enabled": ("true", asbool),
     # Requests per window, per user (authenticated) or per client address, `limits` notation.
@@ -177,6 +182,10 @@ def check(settings: Mapping[str, Any]) -> None:
             "hyperapi.ratelimit.storage_url is empty: set HYPERAPI_RATELIMIT_STORAGE_URL "
             "(redis://host:6379/0 to share counters, memory:// for one process)"
         )
+    if not 0 < settings["hyperapi.row_cache.max_staleness"] <= 60:
+        raise ConfigurationError("hyperapi.row_cache.max_staleness must be in (0, 60] seconds")
+    if settings["hyperapi.row_cache.max_entries"] < 1:
+        raise ConfigurationError("hyperapi.row_cache.max_entries must be at least 1")
     if settings["hyperapi.auth.verification_cache_ttl"] < 0:
         raise ConfigurationError("hyperapi.auth.verification_cache_ttl cannot be negative")
     if settings["hyperapi.environment"] == "production":

@@ -63,12 +63,12 @@ def unavailable(reason: str):
     pytest.skip(reason)
 
 
-def migrate(url: str) -> None:
+def migrate(url: str, revision: str = "head") -> None:
     from alembic import command
 
     config = alembic_config(os.path.join(ROOT, "development.ini"))
     config.attributes["database_url"] = url
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
 
 
 @pytest.fixture(scope="session")
@@ -169,6 +169,8 @@ def settings(backend, database_url, request) -> dict[str, str]:
     settings = {**TEST_SETTINGS, "sqlalchemy.url": database_url}
     if backend == "postgresql":
         settings.update(redis_settings(request.getfixturevalue("redis_url")))
+        # As production.ini: reads take rows from memory, kept in step by NOTIFY.
+        settings["hyperapi.row_cache.enabled"] = "true"
     return settings
 
 

@@ -23,12 +23,14 @@ from typing import Any
 
 import zope.sqlalchemy
 from pyramid_retry import mark_error_retryable
-from sqlalchemy import engine_from_config, event
+from sqlalchemy import engine_from_config, event, func, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from zope.sqlalchemy.datamanager import STATUS_ACTIVE, STATUS_CHANGED
 
+from ..settings import ConfigurationError
+from .changes import CHANNEL, ChangeListener, RowCache
 from .classroom import Class, Registration, Student
 from .collections import COLLECTIONS, CollectionState
 from .meta import Base, metadata
@@ -252,6 +254,19 @@ class Database:
         else:
             self.read_engine = self.engine.execution_options(**{AUTOCOMMIT_READS: True})
         self.reads = ReadConnections(self.read_engine)
+        #: Rows that reads may take from memory (hyperapi.models.changes); None: none.
+        self.rows: RowCache | None = None
+        self.listener: ChangeListener | None = None
+        if settings.get("hyperapi.row_cache.enabled"):
+            if self.engine.dialect.name != "postgresql":
+                raise ConfigurationError(
+                    "hyperapi.row_cache.enabled needs PostgreSQL (its LISTEN/NOTIFY)"
+                )
+            self.rows = RowCache(settings["hyperapi.row_cache.max_entries"])
+            self.listener = ChangeListener(
+                self.engine, self.rows, settings["hyperapi.row_cache.max_staleness"]
+            )
+            _see_own_writes(self.write_sessions, self.listener)
 
     def session(self, transaction_manager, *, write: bool) -> Session:
         """A session joined to ``transaction_manager``'s transaction."""
@@ -269,10 +284,52 @@ class Database:
         return session
 
     def dispose(self) -> None:
+        if self.listener is not None:
+            self.listener.stop()
         self.reads.close_all()
         self.engine.dispose()
         if self.write_engine is not self.engine:
             self.write_engine.dispose()
+
+
+#: Session.info keys: the write transaction's connection, and the marker it sent.
+_CONNECTION = "hyperapi.connection"
+_MARKER = "hyperapi.marker"
+
+
+def _see_own_writes(sessions: sessionmaker, listener: ChangeListener) -> None:
+    """Make a process see its own writes at once, though rows are remembered.
+
+    A write transaction that used the database sends a marker through the change channel
+    just before COMMIT; after it, the request waits until the listener has received the
+    marker, and with it (notifications come in commit order) the changes of the
+    transaction: the next request of the same client finds no stale row in this process.
+    """
+
+    @event.listens_for(sessions, "after_begin")
+    def remember_connection(session, _transaction, connection):
+        session.info[_CONNECTION] = connection
+
+    @event.listens_for(sessions, "before_commit")
+    def send_marker(session):
+        connection = session.info.pop(_CONNECTION, None)
+        marker = listener.marker() if connection is not None else None
+        if marker is not None:
+            session.info[_MARKER] = marker
+            connection.execute(select(func.pg_notify(CHANNEL, marker[0])))
+
+    @event.listens_for(sessions, "after_commit")
+    def wait_for_marker(session):
+        marker = session.info.pop(_MARKER, None)
+        if marker is not None:
+            listener.wait(*marker)
+
+    @event.listens_for(sessions, "after_rollback")
+    def drop_marker(session):
+        session.info.pop(_CONNECTION, None)
+        marker = session.info.pop(_MARKER, None)
+        if marker is not None:
+            listener.discard(marker[0])
 
 
 def in_transaction(request) -> bool:

@@ -12,13 +12,15 @@ validators (RFC 9110 §8.8) of an item or a collection from the little they are 
 - a collection: its ``collection_states`` rows (one indexed query for every collection it
   depends on) and, for a sub-collection, its parent's version.
 
-Why a primary-key SELECT rather than a version cache in memory or Redis: hyperapi runs as
-several processes, and a version cached in one process is not invalidated by a write in
-another, so a memory cache would answer 304 after a change: wrong, not slow. A shared
-cache would be right but costs a network round trip, which is what the indexed SELECT
-costs too (less, on SQLite), and it adds a second source of truth that every write,
-including ``counter_change``'s bulk UPDATEs, would have to keep in step. The row is the
-one place a write cannot forget to update.
+Why the row and not a version kept somewhere else: hyperapi runs as several processes,
+and a version kept in one process's memory is not told of a write in another, so it would
+answer 304 after a change: wrong, not slow. A shared cache (Redis) costs the same round
+trip as the indexed SELECT and adds a second source of truth that every write, including
+``counter_change``'s bulk UPDATEs, would have to keep in step. The row is the one place a
+write cannot forget to update. What may skip the SELECT is a copy of the row that the
+database itself keeps current: on PostgreSQL, with ``hyperapi.row_cache.enabled``, the
+row read with the authentication comes from memory that triggers and NOTIFY keep in step
+with every write, however it is made (hyperapi.models.changes).
 
 The same values give the ETag and Last-Modified of full responses (representation.py), so
 a 304 decided here and a 200 built later always agree.

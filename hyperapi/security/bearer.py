@@ -9,7 +9,7 @@ from ..interfaces import IAuthenticationScheme
 from ..models import User
 from ..models.meta import utcnow
 from ..models.reads import FastSelect
-from .identity import USER_COLUMNS, AuthenticationFailed, Identity, read_user
+from .identity import USER_COLUMNS, AuthenticationFailed, Identity, read_user, remembered
 from .policy import FAILURE, quoted
 
 
@@ -26,7 +26,9 @@ class BearerScheme:
         revoked = getattr(registry.revocations, "revoked_clause", None)
         self.revocation_in_sql = revoked is not None
         columns = (*USER_COLUMNS, revoked().label("revoked")) if revoked else USER_COLUMNS
-        self.user_select = FastSelect(select(*columns).where(User.id == bindparam("user_id")))
+        self.user_select = remembered(
+            FastSelect(select(*columns).where(User.id == bindparam("user_id")))
+        )
 
     def identify(self, request) -> Identity | None:
         header = request.headers.get("Authorization", "")
@@ -37,8 +39,10 @@ class BearerScheme:
         if not token:
             raise AuthenticationFailed("the Bearer token is missing")
         claims = self.registry.tokens.verify(token)
-        # Asked on every request, never remembered: a revocation or a password change made
-        # by any process is seen by the next request in all of them.
+        # Asked of the database, or (reads, with the row cache) of memory that the database
+        # keeps in step: a revocation or a password change made by any process is seen by
+        # every process at once, or within the row cache's max_staleness
+        # (hyperapi.models.changes); a write always asks the database.
         params = {"user_id": claims.user_id}
         if self.revocation_in_sql:
             params.update(token_id=claims.token_id, now=utcnow())

@@ -73,9 +73,9 @@ class TokenService:
     kept (up to ``max_entries``, the oldest forgotten first) with the timestamp it was
     signed at, and the next request with the very same string only checks its age, by the
     serializer's own clock and rule, so it expires to the second exactly as it would have.
-    Only what the signature proves is remembered: whether the token has been revoked, or
-    its user changed their password, is asked of the shared store on every request (see
-    hyperapi.security.bearer), so a revocation holds at once in every process.
+    Only what the signature proves is remembered here: whether the token has been revoked,
+    or its user changed their password, is asked of the shared store on every request (see
+    hyperapi.security.bearer), or of the row cache that the database keeps in step.
     """
 
     def __init__(self, secrets_newest_first: list[str], expires_in: int, max_entries: int = 10000):

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import sqlalchemy as sa
 
 from tests import servers
 from tests.conftest import PASSWORD, scratch_database
@@ -23,6 +25,10 @@ pytestmark = pytest.mark.slow
 ENTRY_QUOTA = 6
 RATELIMIT = re.compile(r'"get-api.root";r=(?P<r>\d+);t=\d+')
 TIMEOUT = 10
+#: production.ini's hyperapi.row_cache.max_staleness: how late another process may see a change.
+MAX_STALENESS = 1.0
+#: What the pair's fixture made: {"database_url": ...}.
+DEPLOYMENT: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +46,7 @@ def pair(postgresql_url, redis_url, tmp_path_factory):
             HYPERAPI_ARGON2_PARALLELISM="1",
         )
         servers.initialize(env)
+        DEPLOYMENT["database_url"] = database_url
         one, other = servers.free_port(), servers.free_port()
         directory = str(tmp_path_factory.mktemp("pserve"))
         with (
@@ -62,6 +69,18 @@ def account(pair):
     return ("alice", PASSWORD)
 
 
+def eventually(check, within: float = MAX_STALENESS + 0.1) -> None:
+    """``check()`` holds by the time a check begins ``within`` seconds after the change
+    (made before this call) that it waits for."""
+    start = time.monotonic()
+    while True:
+        began = time.monotonic()
+        if check():
+            return
+        assert began - start < within, "not seen by the other server in time"
+        time.sleep(0.01)
+
+
 def token(base: str, account) -> dict[str, str]:
     with servers.client() as http:
         issued = http.post(base + "/api/v1/tokens", auth=account, timeout=TIMEOUT)
@@ -77,7 +96,17 @@ def test_a_token_revoked_through_one_server_is_refused_by_the_other(pair, accoun
         assert http.get(checking + "/api/v1/users", headers=bearer, timeout=TIMEOUT).ok
         revoked = http.delete(revoking + "/api/v1/tokens", headers=bearer, timeout=TIMEOUT)
         assert revoked.status_code == 204
-        # Several times: gunicorn's requests are spread over its two workers.
+        # The revoking server refuses it at once, every worker of the other once its
+        # listener has the notification: within max_staleness (production.ini's row cache).
+        refused = http.get(revoking + "/api/v1/users", headers=bearer, timeout=TIMEOUT)
+        assert refused.status_code == 401
+        eventually(
+            lambda: all(
+                http.get(checking + "/api/v1/users", headers=bearer, timeout=TIMEOUT).status_code
+                == 401
+                for _ in range(4)  # gunicorn's requests are spread over its two workers
+            )
+        )
         for base in (checking, revoking) * 3:
             refused = http.get(base + "/api/v1/users", headers=bearer, timeout=TIMEOUT)
             assert refused.status_code == 401, base
@@ -119,6 +148,12 @@ def test_a_write_through_one_server_changes_the_etag_seen_through_the_other(pair
         )
         assert changed.status_code == 200
 
+        eventually(
+            lambda: all(
+                http.get(reader + path, timeout=TIMEOUT).headers["ETag"] == changed.headers["ETag"]
+                for _ in range(4)  # gunicorn's requests are spread over its two workers
+            )
+        )
         after = http.get(reader + path, timeout=TIMEOUT)
         assert after.headers["ETag"] == changed.headers["ETag"] != before.headers["ETag"]
         assert after.json()["body"] == "grace"
@@ -167,3 +202,26 @@ def test_concurrent_if_match_writes_through_both_servers_have_exactly_one_winner
                     winner,
                     won.headers["ETag"],
                 )
+
+
+def test_every_worker_of_both_servers_listens_for_changes(pair, account):
+    # production.ini's row cache: one listener (and connection) per process, started by
+    # the process's first read; gunicorn's workers are forked, so each has its own.
+    engine = sa.create_engine(DEPLOYMENT["database_url"])
+    try:
+
+        def listeners() -> int:
+            with servers.client() as http:
+                for base in pair * 4:
+                    assert http.get(base + "/api/v1/users", auth=account, timeout=TIMEOUT).ok
+            with engine.connect() as connection:
+                return connection.execute(
+                    sa.text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND application_name = 'hyperapi change listener'"
+                    )
+                ).scalar()
+
+        eventually(lambda: listeners() == 3, within=10)  # two gunicorn workers, one pserve
+    finally:
+        engine.dispose()

@@ -17,6 +17,13 @@ from webtest import TestApp
 from tests.functional.test_read_path import bearer, engine_events
 
 
+@pytest.fixture(scope="module")
+def app(app_factory):
+    """Without the row cache: these tests watch what reads do with the database, and a
+    read answered from memory does nothing (tests/functional/test_row_cache.py)."""
+    return app_factory(**{"hyperapi.row_cache.enabled": "false"})
+
+
 def read_connection_of(app, testapp, path, headers):
     """The DBAPI connection that served a read of ``path`` (seen executing its statement)."""
     seen = []

@@ -20,6 +20,13 @@ from webtest import TestApp
 from hyperapi import links
 
 
+@pytest.fixture(scope="module")
+def app(app_factory):
+    """Without the row cache: these tests watch what reads do with the database, and a
+    read answered from memory does nothing (tests/functional/test_row_cache.py)."""
+    return app_factory(**{"hyperapi.row_cache.enabled": "false"})
+
+
 @contextlib.contextmanager
 def engine_events(app, *names):
     """Record the named engine/pool events of both engines while the block runs."""
