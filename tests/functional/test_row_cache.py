@@ -281,7 +281,9 @@ def test_when_markers_stop_coming_back_reads_ask_the_database(apps, one, monkeyp
     assert selects(apps[0], one, path, alice["bearer"]) == 0
 
 
-def test_a_write_whose_changes_do_not_come_back_in_time_forgets_everything(apps, one, monkeypatch):
+def test_a_write_whose_changes_do_not_come_back_in_time_forgets_everything(
+    apps, one, monkeypatch, caplog
+):
     alice = sign_up(one, "alice")
     path = f"/api/v1/users/{alice['id']}"
     one.get(path, headers=alice["bearer"])
