@@ -19,8 +19,8 @@ class WrkResult:
     requests: int
     #: Responses whose status was not 2xx or 3xx, plus socket errors of any kind.
     errors: int
-    #: The same, by kind: "non-2xx" and wrk's socket error kinds (connect, read, write,
-    #: timeout), those that happened only.
+    #: The same, by kind: "non-2xx" (or "HTTP <status>" where the script names them) and
+    #: wrk's socket error kinds (connect, read, write, timeout), those that happened only.
     error_kinds: dict[str, int] = field(default_factory=dict)
 
 
@@ -47,12 +47,20 @@ def parse(text: str) -> WrkResult:
         kinds.update(
             zip(("connect", "read", "write", "timeout"), map(int, sockets.groups()), strict=True)
         )
+    errors = sum(kinds.values())
+    # Scripts with a response hook anyway (put_if_match.lua) name the statuses themselves.
+    statuses = re.search(r"^Statuses: (.*)$", text, re.M)
+    if statuses:
+        named = {f"HTTP {code}": int(n) for code, n in re.findall(r"(\d+)=(\d+)", statuses[1])}
+        if sum(named.values()) == kinds.get("non-2xx"):
+            del kinds["non-2xx"]
+        kinds.update(named)
     kinds = {kind: n for kind, n in kinds.items() if n}
     return WrkResult(
         requests_per_second=float(rps.group(1)),
         p50_ms=_ms(*p50.groups()),
         p99_ms=_ms(*p99.groups()),
         requests=int(total.group(1)),
-        errors=sum(kinds.values()),
+        errors=errors,
         error_kinds=kinds,
     )

@@ -49,6 +49,16 @@ def test_parse_counts_non_2xx_responses_and_socket_errors_as_errors():
     assert result.error_kinds == {"non-2xx": 7, "read": 2, "timeout": 1}
 
 
+def test_statuses_a_script_names_replace_the_count_of_non_2xx_answers():
+    named = wrk_output.parse(REPORT + "Statuses: 412=5 503=2\n")
+    assert named.errors == 7 + 2 + 1
+    assert named.error_kinds == {"HTTP 412": 5, "HTTP 503": 2, "read": 2, "timeout": 1}
+    # Statuses that do not account for every non-2xx answer keep the count beside them.
+    partial = wrk_output.parse(REPORT + "Statuses: 412=5\n")
+    assert partial.error_kinds == {"non-2xx": 7, "HTTP 412": 5, "read": 2, "timeout": 1}
+    assert partial.errors == 7 + 2 + 1
+
+
 def test_parse_finds_no_errors_when_wrk_reports_none():
     clean = "\n".join(
         line for line in REPORT.splitlines() if "errors" not in line and "Non-2xx" not in line
