@@ -85,6 +85,8 @@ class RowCache:
         #: Entries may be used until this instant of ``clock``.
         self.fresh_until = 0.0
         self.lock = threading.Lock()
+        #: The listener that keeps it in step (set by ChangeListener).
+        self.listener: ChangeListener | None = None
         _ALL.add(self)
 
     def get(self, key) -> Any:
@@ -163,9 +165,8 @@ _ALL: weakref.WeakSet[RowCache] = weakref.WeakSet()
 def _forget_all_in_child() -> None:
     for cache in list(_ALL):
         cache.forget()
-        listener = getattr(cache, "listener", None)
-        if listener is not None:
-            listener.forked()
+        if cache.listener is not None:
+            cache.listener.forked()
 
 
 os.register_at_fork(after_in_child=_forget_all_in_child)

@@ -20,28 +20,29 @@ depends_on = None
 
 # Frozen here, as a migration must be; hyperapi.models.changes names the same.
 CHANNEL = "hyperapi_changes"
-NOTIFYING_TABLES = ("users", "posts", "students", "classes", "registrations", "revoked_tokens")
+NOTIFYING_TABLES = {
+    "users": "id",
+    "posts": "id",
+    "students": "id",
+    "classes": "id",
+    "registrations": "id",
+    "revoked_tokens": "token_id",
+}
 
 FUNCTION = f"""
 CREATE OR REPLACE FUNCTION hyperapi_notify_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    -- TG_ARGV[0]: the column that names a row (id, or token_id).
     IF TG_OP = 'TRUNCATE' THEN
         PERFORM pg_notify('{CHANNEL}', TG_TABLE_NAME || ' *');
-    ELSIF TG_TABLE_NAME = 'revoked_tokens' THEN
-        IF TG_OP <> 'INSERT' THEN
-            PERFORM pg_notify('{CHANNEL}', TG_TABLE_NAME || ' ' || OLD.token_id);
-        END IF;
-        IF TG_OP <> 'DELETE' THEN
-            PERFORM pg_notify('{CHANNEL}', TG_TABLE_NAME || ' ' || NEW.token_id);
-        END IF;
-    ELSE
-        IF TG_OP <> 'INSERT' THEN
-            PERFORM pg_notify('{CHANNEL}', TG_TABLE_NAME || ' ' || OLD.id);
-        END IF;
-        IF TG_OP <> 'DELETE' THEN
-            PERFORM pg_notify('{CHANNEL}', TG_TABLE_NAME || ' ' || NEW.id);
-        END IF;
+        RETURN NULL;
+    END IF;
+    IF TG_OP <> 'INSERT' THEN
+        PERFORM pg_notify('{CHANNEL}', TG_TABLE_NAME || ' ' || (to_jsonb(OLD) ->> TG_ARGV[0]));
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+        PERFORM pg_notify('{CHANNEL}', TG_TABLE_NAME || ' ' || (to_jsonb(NEW) ->> TG_ARGV[0]));
     END IF;
     RETURN NULL;
 END
@@ -53,14 +54,14 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute(FUNCTION)
-    for table in NOTIFYING_TABLES:
+    for table, key in NOTIFYING_TABLES.items():
         op.execute(
             f"CREATE TRIGGER hyperapi_notify_change AFTER INSERT OR UPDATE OR DELETE ON {table} "
-            "FOR EACH ROW EXECUTE FUNCTION hyperapi_notify_change()"
+            f"FOR EACH ROW EXECUTE FUNCTION hyperapi_notify_change('{key}')"
         )
         op.execute(
             f"CREATE TRIGGER hyperapi_notify_truncate AFTER TRUNCATE ON {table} "
-            "FOR EACH STATEMENT EXECUTE FUNCTION hyperapi_notify_change()"
+            f"FOR EACH STATEMENT EXECUTE FUNCTION hyperapi_notify_change('{key}')"
         )
 
 
