@@ -331,10 +331,15 @@ RETRY_AFTER = "2"
 
 
 def server_settings(database_url: str, **overrides: str) -> dict[str, str]:
-    """Production, with the test suite's cheap hashing and generous limits, fast timeouts."""
+    """Production, with the test suite's cheap hashing and generous limits, fast timeouts.
+
+    On PostgreSQL the row cache is on, as in production.ini: its listener's connection goes
+    through the same proxy and dies with the others.
+    """
     return {
         **TEST_SETTINGS,
         "hyperapi.environment": "production",
+        "hyperapi.row_cache.enabled": str(database_url.startswith("postgresql")).lower(),
         "sqlalchemy.url": database_url,
         "sqlalchemy.pool_size": "4",
         "sqlalchemy.connect_timeout": "1",
