@@ -29,6 +29,10 @@ counts past this process's last count before this process's next hit. Until the 
 reset this process announces that earlier reset: a ``t`` too small by at most what the old
 window had left, and never below 1 second.
 
+A fixed-window peek (the failed-authentication guard asks one before every password check)
+reads the count, and asks for the reset only when the count is not 0: with no failures
+recorded, the common case, it is one storage call.
+
 When the storage cannot be reached the limiter *fails open* (the request is served,
 unlimited, without a ``RateLimit`` field) or, with ``hyperapi.ratelimit.fail_open = false``,
 closed (503). Either way it logs a warning at most once a minute, and leaves the storage alone
@@ -257,6 +261,9 @@ class Limiter:
                 count, reset_in = self._fixed_window_hit(item, policy.name, key)
                 allowed = count <= item.amount
                 remaining = max(0, item.amount - count)
+            elif self.fixed:
+                count, reset_in = self._fixed_window_peek(item, policy.name, key)
+                remaining = max(0, item.amount - count)
             else:
                 allowed = self.strategy.hit(item, policy.name, key) if consume else True
                 reset_at, remaining = self.strategy.get_window_stats(item, policy.name, key)
@@ -303,6 +310,19 @@ class Limiter:
             counter, Window(now + reset_in, now + reset_in - TTL_PRECISION, count)
         )
         return count, reset_in
+
+    def _fixed_window_peek(self, item: RateLimitItem, *identifiers: str) -> tuple[int, float]:
+        """FixedWindowRateLimiter.get_window_stats, in one storage call when nothing is counted.
+
+        Returns the count and the seconds until its window resets. A count of 0 means there
+        is no counter (increments create it), so no window and no reset to ask for: 0 seconds,
+        as the storage answers for a missing key (Redis's TTL of -2, floored at 0).
+        """
+        counter = item.key_for(*identifiers)
+        count = self.storage.get(counter)
+        if count == 0:
+            return 0, 0.0
+        return count, self.storage.get_expiry(counter) - time.time()
 
     def _unavailable(self, policy: Policy, error: Exception) -> Outcome:
         self.unavailable_until = self.clock() + self.retry_interval

@@ -348,3 +348,42 @@ def test_heartbeat_reports_an_unreachable_counter_store(app_factory, clean):
     response = app.get("/__heartbeat__", status=503)
     assert response.json["ratelimit"] is False
     app.app.registry.database.dispose()
+
+
+def test_a_basic_request_with_no_failures_recorded_asks_redis_for_the_count_alone(
+    app_factory, redis_url, accounts, clean
+):
+    alice = accounts.create("alice")
+    app = app_factory(
+        **{
+            "hyperapi.ratelimit.storage_url": redis_url,
+            "hyperapi.ratelimit.key_prefix": f"test-{uuid.uuid4().hex}",
+            "hyperapi.ratelimit.routes": "",
+            "hyperapi.ratelimit.authentication_failures": "2/minute",
+        }
+    )
+    here = client(app)
+    here.get("/api/v1/")  # Redis loads the Lua script on its first use
+    sent = redis_commands(app)
+
+    def commands(headers, expected: int) -> list[str]:
+        here.get("/api/v1/posts", headers=headers, status=expected)
+        asked, sent[:] = sent[:], []
+        return asked
+
+    # The guard's count (GET), then the request's own budget (the tween's EVALSHA).
+    assert commands(alice["auth"], 200) == ["GET", "EVALSHA"]
+    assert commands(alice["auth"], 200) == ["GET", "EVALSHA"]
+    # Once a failure is counted, the guard asks for its window's reset (TTL) as well.
+    assert commands(basic("alice", "nope"), 401) == ["GET", "EVALSHA", "EVALSHA"]
+    assert commands(alice["auth"], 200) == ["GET", "TTL", "EVALSHA"]
+    assert commands(basic("alice", "nope"), 401) == ["GET", "TTL", "EVALSHA", "EVALSHA"]
+    refused = here.get("/api/v1/posts", headers=alice["auth"], status=429)
+    assert sent == ["GET", "TTL"]
+    assert refused.json["violated-policies"] == ["authentication-failures"]
+    assert 59 <= int(refused.headers["Retry-After"]) <= 60
+    assert status(refused) == {
+        "name": "authentication-failures",
+        "r": 0,
+        "t": int(refused.headers["Retry-After"]),
+    }

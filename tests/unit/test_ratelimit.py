@@ -231,6 +231,30 @@ def status(outcome: Outcome) -> tuple[bool, int | None, int | None]:
     return outcome.allowed, outcome.remaining, outcome.reset_after
 
 
+def test_a_fixed_window_peek_asks_redis_for_the_reset_only_once_something_was_counted(on_redis):
+    limiter = on_redis()
+    policy = parse_limit("2/minute", name="authentication-failures")
+    # No counter, no window: nothing to reset, and the count alone says yes.
+    assert status(limiter.peek(policy, "k")) == (True, 2, 0)
+    assert limiter.sent == ["GET"]
+    # Once a failure is counted, the peek asks for its window's reset too, as before.
+    for expected in [(True, 1), (False, 0)]:
+        limiter.hit(policy, "k")
+        limiter.sent.clear()
+        outcome = limiter.peek(policy, "k")
+        assert (outcome.allowed, outcome.remaining) == expected
+        assert 59 <= outcome.reset_after <= 60
+        assert limiter.sent == ["GET", "TTL"]
+
+
+def test_a_memory_peek_with_nothing_counted_answers_as_before():
+    limiter = Limiter("memory://")
+    policy = parse_limit("2/minute", name="authentication-failures")
+    assert status(limiter.peek(policy, "k")) == (True, 2, 0)
+    limiter.hit(policy, "k")
+    assert status(limiter.peek(policy, "k")) == (True, 1, 60)
+
+
 def test_a_counter_deleted_behind_the_limiters_back_starts_a_fresh_window(on_redis, redis_url):
     first, second = on_redis(), on_redis()
     policy = parse_limit("5 per 10 seconds", name="default")
