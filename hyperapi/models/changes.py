@@ -235,20 +235,17 @@ class ChangeListener:
 
     def ready(self, timeout: float = 5.0) -> bool:
         """Start listening and wait until reads may use the cache (for tests and warm-up)."""
-        self.ensure_running()
-        deadline = time.monotonic() + timeout
-        while self.cache.snapshot() is None:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.002)
-        return True
+        return self._wait_for(lambda: self.cache.snapshot() is not None, timeout)
 
     def caught_up(self, timeout: float = 5.0) -> bool:
         """Wait until every change committed before this call has been applied."""
-        self.ensure_running()
         needed = self.cache.clock() + self.max_staleness
+        return self._wait_for(lambda: self.cache.fresh_until > needed, timeout)
+
+    def _wait_for(self, condition, timeout: float) -> bool:
+        self.ensure_running()
         deadline = time.monotonic() + timeout
-        while self.cache.fresh_until <= needed:
+        while not condition():
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.002)
@@ -366,11 +363,12 @@ class ChangeListener:
 
 
 def missing_triggers(connection) -> list[str]:
-    """The tables of NOTIFYING_TABLES that have no change trigger."""
+    """The tables of NOTIFYING_TABLES that lack either change trigger (rows, TRUNCATE)."""
     rows = connection.execute(
         "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-        "WHERE t.tgname = 'hyperapi_notify_change' AND c.relname = ANY(%s) "
-        "AND pg_table_is_visible(c.oid)",
+        "WHERE t.tgname IN ('hyperapi_notify_change', 'hyperapi_notify_truncate') "
+        "AND c.relname = ANY(%s) AND pg_table_is_visible(c.oid) "
+        "GROUP BY c.relname HAVING count(DISTINCT t.tgname) = 2",
         (list(NOTIFYING_TABLES),),
     ).fetchall()
     present = {row[0] for row in rows}

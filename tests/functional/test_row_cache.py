@@ -330,6 +330,12 @@ def test_the_listener_refuses_a_database_without_the_change_triggers(postgresql_
                             "users",
                         ]
                     )
+                # Both triggers count: without the TRUNCATE one, a truncate would go unseen.
+                migrate(url)
+                with admin.begin() as connection:
+                    connection.exec_driver_sql("DROP TRIGGER hyperapi_notify_truncate ON posts")
+                with admin.connect() as connection:
+                    assert missing_triggers(connection.connection.driver_connection) == ["posts"]
             finally:
                 admin.dispose()
         finally:
